@@ -1,0 +1,291 @@
+"""`tedbench`: one command line with subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import TedbenchError
+
+DATA_ENV = "TEDBENCH_DATA"
+
+
+def _data_root(args: argparse.Namespace) -> Path:
+    return Path(args.data_root or os.environ.get(DATA_ENV, "data"))
+
+
+def _mirror(args: argparse.Namespace) -> Path | None:
+    from benchmark.data.fetch import default_mirror
+
+    return Path(args.mirror) if args.mirror else default_mirror()
+
+
+def _raw_root(args: argparse.Namespace) -> Path:
+    from benchmark.data.fetch import default_raw_root
+
+    return Path(args.raw_root) if args.raw_root else default_raw_root()
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, sort_keys=True))
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from benchmark.data.prepare import prepare
+
+    counts = prepare(
+        args.dataset,
+        data_root=_data_root(args),
+        mirror=_mirror(args),
+        raw_root=_raw_root(args),
+        form=args.form,
+        k=args.k_core,
+        tie_order=args.tie_order,
+        tie_seed=args.tie_seed,
+        download=not args.offline,
+        allow_unpinned=args.allow_unpinned,
+    )
+    _print_json(counts) if args.json else print(f"{args.dataset}: {counts['users']:,} users, {counts['items']:,} items, {counts['interactions']:,} interactions, sparsity {counts['sparsity']:.4f}%")
+
+
+def cmd_fetch(args: argparse.Namespace) -> None:
+    from benchmark.data.fetch import fetch
+    from benchmark.data.sources import get_source
+
+    paths = fetch(get_source(args.dataset), _mirror(args), _raw_root(args) / args.dataset, form=args.form, download=not args.offline, allow_unpinned=args.allow_unpinned)
+    for path in paths:
+        print(path)
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    from benchmark.data.prepare import import_recbole
+
+    counts = import_recbole(
+        args.name,
+        data_root=_data_root(args),
+        atomic=Path(args.atomic) if args.atomic else None,
+        item_file=Path(args.item) if args.item else None,
+        benchmark_dir=Path(args.benchmark) if args.benchmark else None,
+        tie_order=args.tie_order,
+        tie_seed=args.tie_seed,
+    )
+    _print_json(counts)
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    from benchmark.data.prepare import prepare, processed_dir
+    from benchmark.data.store import load_manifest
+
+    folder = processed_dir(_data_root(args), args.dataset)
+    if not (folder / "manifest.json").exists():
+        prepare(args.dataset, data_root=_data_root(args), mirror=_mirror(args), raw_root=_raw_root(args), download=False)
+    manifest = load_manifest(folder)
+    stats = {"dataset": args.dataset, **manifest["counts"], "partial": manifest.get("partial", False), "text_coverage": manifest.get("text_coverage")}
+    if args.json:
+        _print_json(stats)
+        return
+    print(f"{args.dataset}: {stats['users']:,} users, {stats['items']:,} items, {stats['interactions']:,} interactions, sparsity {stats['sparsity']:.4f}%" + (" (partial)" if stats["partial"] else ""))
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    from benchmark.data.prepare import processed_dir
+    from benchmark.data.store import load_sequences
+    from benchmark.text.embed import embed_texts
+
+    seqs = load_sequences(processed_dir(_data_root(args), args.dataset))
+    result = embed_texts(
+        seqs.item_text,
+        args.encoder,
+        cache_dir=_data_root(args) / "embeddings" / args.dataset,
+        device=args.device,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    _print_json({"dataset": args.dataset, "encoder": args.encoder, "shape": list(result.matrix.shape), "path": str(result.path), "key": result.key, "cache_hit": result.cache_hit})
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from benchmark.registry import get_model, list_models
+
+    rows = []
+    for name in list_models(args.pattern):
+        entry = get_model(name)
+        rows.append({"name": name, "needs_text": entry.needs_text, "defaults": entry.defaults, "search_space": sorted(entry.search_space), "description": entry.description})
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(f"{row['name']:<12} {'text' if row['needs_text'] else 'id':<5} {row['description']}")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "params", None):
+        payload = json.loads(Path(args.params).read_text())
+        overrides.update(payload.get("params", payload))
+    for item in getattr(args, "set", None) or []:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    if getattr(args, "lr", None) is not None:
+        overrides["learning_rate"] = args.lr
+    return overrides
+
+
+def _train_config(args: argparse.Namespace):
+    from benchmark.engine.trainer import TrainConfig
+
+    config = TrainConfig(seed=args.seed, amp=args.amp, tf32=args.tf32, compile=args.compile)
+    if args.epochs is not None:
+        config.epochs = args.epochs
+    if args.batch_size is not None:
+        config.batch_size = args.batch_size
+    if getattr(args, "max_steps", None) is not None:
+        config.max_steps_per_epoch = args.max_steps
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from benchmark.engine.run import train
+
+    out = Path(args.out or Path("runs") / args.dataset / args.model / f"seed{args.seed}")
+    metrics = train(
+        args.model,
+        args.dataset,
+        data_root=_data_root(args),
+        out=out,
+        encoder=args.encoder,
+        device=args.device,
+        overrides=_overrides(args),
+        train_config=_train_config(args),
+        resume=args.resume,
+    )
+    _print_json({"out": str(out), **metrics})
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from benchmark.engine.bench import bench
+
+    result = bench(
+        args.model,
+        args.dataset,
+        data_root=_data_root(args),
+        encoder=args.encoder,
+        device=args.device,
+        steps=args.steps,
+        overrides=_overrides(args),
+        train_config=_train_config(args),
+        results_dir=Path(args.results_dir),
+    )
+    _print_json(result)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tedbench", description="Sequential recommendation with item text: the TedRec paper's benchmark, reproducible.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-root", help=f"where processed data and embeddings live (default: ${DATA_ENV} or ./data)")
+        p.add_argument("--mirror", help="offline mirror folder standing in for upstream (default: $TEDBENCH_MIRROR)")
+        p.add_argument("--raw-root", help="verified local copies of raw files (default: $TEDBENCH_RAW or ./datasets)")
+        return p
+
+    def ties(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--tie-order", choices=("random", "file"), default="random", help="order of items sharing a timestamp (default: seeded random, as the official pipeline)")
+        p.add_argument("--tie-seed", type=int, default=2020)
+
+    def source_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--form", help="force one source form (e.g. upstream, csv, recbole-atomic)")
+        p.add_argument("--offline", action="store_true", help="never download; use the raw folder or the mirror only")
+        p.add_argument("--allow-unpinned", action="store_true", help="accept upstream files whose checksum is not pinned yet")
+
+    p = common(sub.add_parser("fetch", help="copy a dataset's verified raw files into the raw folder (from the mirror or upstream)"))
+    source_options(p)
+    p.set_defaults(func=cmd_fetch)
+
+    p = common(sub.add_parser("prepare", help="verify and process a dataset (raw folder, mirror, or upstream)"))
+    source_options(p)
+    p.add_argument("--k-core", type=int, default=5, help="iterative k-core filter on users and items (default 5, as the paper)")
+    p.add_argument("--json", action="store_true")
+    ties(p)
+    p.set_defaults(func=cmd_prepare)
+
+    p = common(sub.add_parser("import", help="import any RecBole dataset (atomic or benchmark files)"))
+    p.add_argument("--name", required=True)
+    p.add_argument("--atomic", help="a RecBole .inter file (user_id, item_id, optional timestamp)")
+    p.add_argument("--item", help="the matching .item file for item text")
+    p.add_argument("--benchmark", help="a folder with NAME.train/valid/test.inter benchmark files")
+    ties(p)
+    p.set_defaults(func=cmd_import)
+
+    p = common(sub.add_parser("stats", help="dataset statistics as the paper's Table 2 counts them"))
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = common(sub.add_parser("embed", help="item-text embeddings for a prepared dataset (cached)"))
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--encoder", required=True)
+    p.add_argument("--device")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=2020, help="seed of the random encoder")
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        common(p)
+        p.add_argument("--model", required=True)
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--encoder", help="item-text encoder for models that need text (default: minilm)")
+        p.add_argument("--device", help="cpu, cuda, cuda:K (default: cuda if available)")
+        p.add_argument("--seed", type=int, default=2020)
+        p.add_argument("--lr", type=float)
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--batch-size", type=int)
+        p.add_argument("--params", help="JSON file of model options (e.g. exported best parameters)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model option")
+        p.add_argument("--amp", choices=("none", "bf16"), default="none", help="autocast precision (default: none = fp32)")
+        p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on Ampere+ GPUs")
+        p.add_argument("--compile", action="store_true", help="torch.compile the training step")
+
+    p = sub.add_parser("train", help="train and evaluate one model")
+    run_options(p)
+    p.add_argument("--out", help="result folder (default: runs/DATASET/MODEL/seedSEED)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="time training steps and full-sort evaluation")
+    run_options(p)
+    p.add_argument("--steps", type=int, default=5, help="timed training steps (after 2 warm-up steps)")
+    p.add_argument("--results-dir", default="results/bench")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except TedbenchError as exc:
+        print(f"tedbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tedbench: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

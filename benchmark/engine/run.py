@@ -1,0 +1,85 @@
+"""One training run from names: dataset folder + encoder + registered model -> result folder."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark import __version__
+from benchmark.data.prepare import processed_dir
+from benchmark.data.splits import Splits, build_splits
+from benchmark.data.store import load_manifest, load_sequences
+from benchmark.engine.trainer import TrainConfig, Trainer
+from benchmark.errors import TedbenchError
+from benchmark.fsutil import write_json
+from benchmark.model import DatasetInfo
+from benchmark.registry import get_model
+from benchmark.text.embed import embed_texts
+
+DEFAULT_ENCODER = "minilm"
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TedbenchError(f"device {name} requested but CUDA is not available")
+    return device
+
+
+def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_text: bool, max_len: int = 50, device: str | None = None) -> tuple[Splits, DatasetInfo, dict[str, Any]]:
+    """Splits, model-facing dataset info (with the item-text matrix when needed) and provenance."""
+    folder = processed_dir(data_root, dataset)
+    seqs = load_sequences(folder)
+    provenance: dict[str, Any] = {"dataset": dataset, "dataset_manifest": load_manifest(folder)["source_files"]}
+    text = None
+    if needs_text:
+        encoder = encoder or DEFAULT_ENCODER
+        result = embed_texts(seqs.item_text, encoder, cache_dir=Path(data_root) / "embeddings" / dataset, device=device)
+        text = torch.from_numpy(result.matrix)
+        provenance.update(encoder=encoder, embedding_key=result.key)
+    return build_splits(seqs, max_len), DatasetInfo(n_items=seqs.n_items, max_len=max_len, item_text=text), provenance
+
+
+def environment() -> dict[str, Any]:
+    info = {"tedbench": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    else:
+        info["cpu"] = platform.processor() or platform.machine()
+    return info
+
+
+def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, progress: bool = True, on_epoch=None) -> dict[str, Any]:
+    """Train and evaluate one model; writes config.json, log.jsonl, metrics.json and the ranks."""
+    entry = get_model(model_name)
+    model_config = entry.config(overrides)
+    train_config = train_config or TrainConfig()
+    train_config.learning_rate = float(model_config["learning_rate"])
+    torch_device = pick_device(device)
+    splits, info, provenance = load_dataset(data_root, dataset, encoder, needs_text=entry.needs_text, device=str(torch_device))
+    torch.manual_seed(train_config.seed)
+    model = entry.cls(model_config, info)
+    resolved = {
+        "model": entry.name,
+        "model_config": model_config,
+        "train_config": asdict(train_config),
+        "device": str(torch_device),
+        "environment": environment(),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **provenance,
+    }
+    out = Path(out)
+    if resume:
+        previous = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else None
+        if previous is not None and (previous["model_config"], previous["train_config"]) != (resolved["model_config"], resolved["train_config"]):
+            raise TedbenchError(f"{out / 'config.json'}: --resume with a different configuration than the interrupted run")
+    write_json(out / "config.json", resolved)
+    trainer = Trainer(model, splits, train_config, out, torch_device, progress=progress, on_epoch=on_epoch)
+    return trainer.fit(resume=resume)

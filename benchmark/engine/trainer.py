@@ -1,0 +1,239 @@
+"""The training loop: device-resident batches, RecBole's early stopping, resumable checkpoints.
+
+Early stopping follows RecBole exactly: after each epoch the valid NDCG@10 is rounded to four
+decimals; a value >= the best so far is an improvement (and re-saves the best checkpoint); training
+stops once `patience` + 1 consecutive epochs fail to improve (RecBole's `cur_step > stopping_step`).
+The best checkpoint is then evaluated on valid and test.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from benchmark.data.splits import Splits
+from benchmark.engine.evaluate import DEFAULT_MEMORY_CAP, full_sort_ranks
+from benchmark.errors import TedbenchError
+from benchmark.fsutil import atomic_path, write_json
+from benchmark.metrics import summarize
+from benchmark.model import Batch, SequentialModel
+
+SELECTION_METRIC = "ndcg@10"
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 1e-3
+    batch_size: int = 2048
+    epochs: int = 300
+    patience: int = 10
+    seed: int = 2020
+    amp: str = "none"  # "none" | "bf16"
+    tf32: bool = False
+    compile: bool = False
+    memory_cap: int = DEFAULT_MEMORY_CAP
+    max_steps_per_epoch: int | None = None  # for quick checks; None = the whole training split
+
+
+@dataclass
+class EarlyStopping:
+    """RecBole's rule: rounded value >= best is an improvement; stop after patience + 1 misses."""
+
+    patience: int
+    best: float = float("-inf")
+    bad_epochs: int = 0
+
+    def update(self, value: float) -> bool:
+        value = round(value, 4)
+        if value >= self.best:
+            self.best, self.bad_epochs = value, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs > self.patience
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (1 << 32))
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every RNG state, as types that `torch.load(weights_only=True)` accepts."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)
+    state = {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class Trainer:
+    """Trains one model on one dataset and writes config, log, metrics and per-user ranks to `out`."""
+
+    def __init__(self, model: SequentialModel, splits: Splits, config: TrainConfig, out: Path, device: torch.device, *, progress: bool = True, on_epoch: Callable[[int, dict[str, float]], None] | None = None):
+        self.model = model.to(device)
+        self.splits = splits.to(device)
+        self.config = config
+        self.out = Path(out)
+        self.device = device
+        self.progress = progress
+        self.on_epoch = on_epoch
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.autocast = torch.bfloat16 if config.amp == "bf16" else None
+        if config.amp not in ("none", "bf16"):
+            raise TedbenchError(f"unknown --amp {config.amp!r} (known: none, bf16)")
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = config.tf32
+            torch.backends.cudnn.allow_tf32 = config.tf32
+        self.loss_fn = torch.compile(self.model.loss) if config.compile else self.model.loss
+        self.ckpt_dir = self.out / "checkpoints"
+
+    # -- one step, one epoch -----------------------------------------------------------------
+    def step(self, index: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on the training rows `index`; returns the batch's mean loss (on device)."""
+        seq, length, target = self.splits.batch(self.splits.train.subset(index))
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            loss = self.loss_fn(Batch(seq, length, target))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def _train_epoch(self, epoch: int) -> tuple[float, int]:
+        self.model.train()
+        generator = torch.Generator().manual_seed(self.config.seed * 1000003 + epoch)
+        order = torch.randperm(len(self.splits.train), generator=generator).to(self.device)
+        n_steps = -(-len(order) // self.config.batch_size)
+        if self.config.max_steps_per_epoch is not None:
+            n_steps = min(n_steps, self.config.max_steps_per_epoch)
+        total = torch.zeros((), device=self.device)
+        bar = tqdm(range(n_steps), desc=f"epoch {epoch}", leave=False, disable=not self.progress, dynamic_ncols=True)
+        for step in bar:
+            loss = self.step(order[step * self.config.batch_size : (step + 1) * self.config.batch_size])
+            total += loss.float()
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{float(loss):.4f}")
+        total = float(total)
+        if not np.isfinite(total):
+            raise TedbenchError(f"training diverged in epoch {epoch} (loss {total}); lower the learning rate")
+        return total, n_steps
+
+    def evaluate(self, split: str) -> np.ndarray:
+        rows = getattr(self.splits, split)
+        return full_sort_ranks(self.model, self.splits, rows, memory_cap=self.config.memory_cap, autocast_dtype=self.autocast)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _state(self, epoch: int, stopping: EarlyStopping) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "best": stopping.best,
+            "bad_epochs": stopping.bad_epochs,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": _rng_state(),
+        }
+
+    def _resume(self) -> tuple[int, EarlyStopping]:
+        path = self.ckpt_dir / "last.pt"
+        if not path.exists():
+            raise TedbenchError(f"{path}: no checkpoint to resume from")
+        state = _load(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"])
+        # Keep only log lines of epochs that the checkpoint includes.
+        log = self.out / "log.jsonl"
+        lines = [l for l in log.read_text().splitlines() if json.loads(l)["epoch"] <= state["epoch"]] if log.exists() else []
+        with atomic_path(log) as tmp:
+            tmp.write_text("".join(l + "\n" for l in lines))
+        return state["epoch"] + 1, EarlyStopping(self.config.patience, state["best"], state["bad_epochs"])
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self, *, resume: bool = False) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            start, stopping = self._resume()
+        else:
+            seed_everything(self.config.seed)
+            start, stopping = 0, EarlyStopping(self.config.patience)
+            (self.out / "log.jsonl").unlink(missing_ok=True)
+        for epoch in range(start, self.config.epochs):
+            if stopping.should_stop:
+                break
+            t0 = time.perf_counter()
+            loss_sum, n_steps = self._train_epoch(epoch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            t1 = time.perf_counter()
+            valid = summarize(self.evaluate("valid"))
+            t2 = time.perf_counter()
+            improved = stopping.update(valid[SELECTION_METRIC])
+            if improved:
+                _save(self.ckpt_dir / "best.pt", {"epoch": epoch, "model": self.model.state_dict()})
+            record = {
+                "epoch": epoch,
+                "train_seconds": round(t1 - t0, 3),
+                "eval_seconds": round(t2 - t1, 3),
+                "loss": loss_sum,
+                "loss_mean": loss_sum / max(1, n_steps),
+                "valid": {k: round(v, 4) for k, v in valid.items()},
+                "improved": improved,
+            }
+            with open(self.out / "log.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            if self.progress:
+                tqdm.write(f"epoch {epoch}: loss {record['loss_mean']:.4f}  valid ndcg@10 {valid[SELECTION_METRIC]:.4f}  ({record['train_seconds']:.1f}s + {record['eval_seconds']:.1f}s){'  *' if improved else ''}")
+            _save(self.ckpt_dir / "last.pt", self._state(epoch, stopping))
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, valid)
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        best_state = _load(self.ckpt_dir / "best.pt")
+        self.model.load_state_dict(best_state["model"])
+        valid_ranks, test_ranks = self.evaluate("valid"), self.evaluate("test")
+        for name, ranks in (("valid", valid_ranks), ("test", test_ranks)):
+            with atomic_path(self.out / f"{name}_ranks.npy") as tmp:
+                with open(tmp, "wb") as handle:
+                    np.save(handle, ranks)
+        metrics = {
+            "best_epoch": best_state["epoch"],
+            "valid": {k: round(v, 4) for k, v in summarize(valid_ranks).items()},
+            "test": {k: round(v, 4) for k, v in summarize(test_ranks).items()},
+            "users": int(len(test_ranks)),
+        }
+        write_json(self.out / "metrics.json", metrics)
+        return metrics
+

@@ -1,0 +1,87 @@
+"""The interface every model implements; the engine relies on nothing else.
+
+A model is built from `(config, info)`. It never touches devices, precision, optimisers,
+batching, early stopping or files: the engine owns those.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class DatasetInfo:
+    """What a model may know about the data.
+
+    n_items:    number of item ids including the padding id 0 (RecBole's n_items).
+    max_len:    padded sequence length (50 in the paper; inputs are always exactly this long).
+    item_text:  frozen item-text matrix [n_items, dim], row 0 zeros; None for ID-only runs.
+    """
+
+    n_items: int
+    max_len: int = 50
+    item_text: torch.Tensor | None = None
+
+
+@dataclass
+class Batch:
+    """One training batch, already on the model's device.
+
+    seq:     [B, L] item ids, right-padded with 0 (items left-aligned).
+    length:  [B] number of real items in each row (>= 1).
+    target:  [B] next item id.
+    extra:   model-specific tensors prepared by the model's `batch_extras` hook
+             (e.g. FEARec's same-target sequences); empty for most models.
+    """
+
+    seq: torch.Tensor
+    length: torch.Tensor
+    target: torch.Tensor
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def gather_last(hidden: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Hidden state at each row's last real position: [B, L, d] -> [B, d]."""
+    index = (length - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
+    return hidden.gather(1, index).squeeze(1)
+
+
+class SequentialModel(nn.Module):
+    """Base class: dot-product scoring of the sequence vector against the ID embeddings.
+
+    Subclasses implement `encode` and `item_embeddings`; override `score_items` for other
+    score functions (cosine, distances) and `loss` for auxiliary terms.
+    """
+
+    registry_name: str = ""
+
+    def __init__(self, config: dict, info: DatasetInfo):
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    def encode(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """Sequence representation [B, d]."""
+        raise NotImplementedError
+
+    def item_embeddings(self) -> torch.Tensor:
+        """Candidate vectors for all ids [n_items, d] (row 0 = padding, masked at evaluation)."""
+        raise NotImplementedError
+
+    def score_items(self, query: torch.Tensor, training: bool) -> torch.Tensor:
+        """Scores of every item id for each query [B, n_items]; training scores feed the CE loss."""
+        return query @ self.item_embeddings().t()
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Training loss for one batch: full-softmax cross-entropy over all ids (padding included)."""
+        logits = self.score_items(self.encode(batch.seq, batch.length), training=True)
+        return F.cross_entropy(logits.float(), batch.target)
+
+    @torch.no_grad()
+    def full_sort_scores(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """Evaluation scores over all ids [B, n_items]; the engine masks id 0."""
+        return self.score_items(self.encode(seq, length), training=False)
