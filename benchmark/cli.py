@@ -129,10 +129,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides.update(payload.get("params", payload))
     for item in getattr(args, "set", None) or []:
         key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+        overrides[key] = _value(value)
     if getattr(args, "lr", None) is not None:
         overrides["learning_rate"] = args.lr
     return overrides
@@ -167,6 +164,48 @@ def cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
     )
     _print_json({"out": str(out), **metrics})
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _grid(items: list[str] | None) -> dict[str, tuple[Any, ...]]:
+    grid = {}
+    for item in items or []:
+        key, _, values = item.partition("=")
+        if not values:
+            raise TedbenchError(f"--grid {item!r}: expected PARAM=V1,V2,...")
+        grid[key] = tuple(_value(v) for v in values.split(","))
+    return grid
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from benchmark.tune import TuneSpec, default_storage, tune
+
+    results = Path(args.results_dir)
+    spec = TuneSpec(
+        model=args.model,
+        dataset=args.dataset,
+        storage=args.storage or default_storage(results, args.dataset, args.model),
+        encoder=args.encoder,
+        sampler=args.sampler,
+        n_trials=args.n_trials,
+        grid=_grid(args.grid),
+        seed=args.seed,
+        timeout=args.timeout,
+        device=args.device,
+        data_root=_data_root(args),
+        runs_root=Path(args.runs_dir),
+        results_root=results,
+        train_config=_train_config(args),
+        overrides=_overrides(args),
+        grace_period=args.grace_period,
+    )
+    _print_json(tune(spec))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -265,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tune", help="one worker of an Optuna study (start several on one storage to scale out)")
+    run_options(p)
+    p.add_argument("--storage", help="sqlite:///FILE or postgresql://USER:PASS@HOST/DB (default: results/tuning/DATASET/MODEL.db)")
+    p.add_argument("--n-trials", type=int, help="study budget (default: the whole grid, or 20 for tpe)")
+    p.add_argument("--sampler", choices=("grid", "tpe"), default="grid", help="grid (the paper's learning-rate grid by default) or seeded TPE over the model's search space")
+    p.add_argument("--grid", action="append", metavar="PARAM=V1,V2", help="grid dimension replacing the paper's grid (repeatable)")
+    p.add_argument("--timeout", type=float, help="stop claiming new trials after this many seconds")
+    p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--runs-dir", default="runs/tune")
+    p.add_argument("--grace-period", type=int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("bench", help="time training steps and full-sort evaluation")
     run_options(p)

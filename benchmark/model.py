@@ -7,10 +7,14 @@ batching, early stopping or files: the engine owns those.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from benchmark.data.splits import Rows, Splits
 
 
 @dataclass
@@ -54,7 +58,14 @@ class SequentialModel(nn.Module):
     """Base class: dot-product scoring of the sequence vector against the ID embeddings.
 
     Subclasses implement `encode` and `item_embeddings`; override `score_items` for other
-    score functions (cosine, distances) and `loss` for auxiliary terms.
+    score functions (cosine, distances) and `loss` for auxiliary terms. Three optional hooks let a
+    model ask the engine for more without special cases in the engine:
+
+    - `attach(splits)`: called once with the device-resident splits before training (e.g. to
+      index the training rows by target);
+    - `batch_extras(splits, rows)`: tensors added to `Batch.extra` for each training batch;
+    - `pretrain_loss(batch)` with a positive `pretrain_epochs` in the config: a pre-training
+      stage the engine runs (with its own optimiser) before the main training.
     """
 
     registry_name: str = ""
@@ -75,6 +86,13 @@ class SequentialModel(nn.Module):
     def score_items(self, query: torch.Tensor, training: bool) -> torch.Tensor:
         """Scores of every item id for each query [B, n_items]; training scores feed the CE loss."""
         return query @ self.item_embeddings().t()
+
+    def attach(self, splits: "Splits") -> None:
+        """Called once by the engine with the splits on the model's device."""
+
+    def batch_extras(self, splits: "Splits", rows: "Rows") -> dict[str, torch.Tensor]:
+        """Extra training inputs for the batch `rows` (default: none)."""
+        return {}
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Training loss for one batch: full-softmax cross-entropy over all ids (padding included)."""

@@ -119,21 +119,28 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = config.tf32
         self.loss_fn = torch.compile(self.model.loss) if config.compile else self.model.loss
         self.ckpt_dir = self.out / "checkpoints"
+        self.pretrain_epochs = int(self.model.config.get("pretrain_epochs", 0)) if hasattr(self.model, "pretrain_loss") else 0
+        self.pre_optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate) if self.pretrain_epochs else None
+        self.model.attach(self.splits)
 
     # -- one step, one epoch -----------------------------------------------------------------
-    def step(self, index: torch.Tensor) -> torch.Tensor:
+    def step(self, index: torch.Tensor, pretrain: bool = False) -> torch.Tensor:
         """One optimisation step on the training rows `index`; returns the batch's mean loss (on device)."""
-        seq, length, target = self.splits.batch(self.splits.train.subset(index))
+        rows = self.splits.train.subset(index)
+        seq, length, target = self.splits.batch(rows)
+        batch = Batch(seq, length, target, self.model.batch_extras(self.splits, rows))
+        loss_fn = self.model.pretrain_loss if pretrain else self.loss_fn
+        optimizer = self.pre_optimizer if pretrain else self.optimizer
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-            loss = self.loss_fn(Batch(seq, length, target))
-        self.optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(batch)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        optimizer.step()
         return loss.detach()
 
-    def _train_epoch(self, epoch: int) -> tuple[float, int]:
+    def _train_epoch(self, epoch: int, pretrain: bool = False) -> tuple[float, int]:
         self.model.train()
-        generator = torch.Generator().manual_seed(self.config.seed * 1000003 + epoch)
+        generator = torch.Generator().manual_seed(self.config.seed * 1000003 + epoch + (10**6 if pretrain else 0))
         order = torch.randperm(len(self.splits.train), generator=generator).to(self.device)
         n_steps = -(-len(order) // self.config.batch_size)
         if self.config.max_steps_per_epoch is not None:
@@ -141,7 +148,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         bar = tqdm(range(n_steps), desc=f"epoch {epoch}", leave=False, disable=not self.progress, dynamic_ncols=True)
         for step in bar:
-            loss = self.step(order[step * self.config.batch_size : (step + 1) * self.config.batch_size])
+            loss = self.step(order[step * self.config.batch_size : (step + 1) * self.config.batch_size], pretrain)
             total += loss.float()
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss):.4f}")
@@ -162,6 +169,7 @@ class Trainer:
             "bad_epochs": stopping.bad_epochs,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "pre_optimizer": self.pre_optimizer.state_dict() if self.pre_optimizer else None,
             "rng": _rng_state(),
         }
 
@@ -172,6 +180,8 @@ class Trainer:
         state = _load(path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.pre_optimizer is not None:
+            self.pre_optimizer.load_state_dict(state["pre_optimizer"])
         _set_rng_state(state["rng"])
         # Keep only log lines of epochs that the checkpoint includes.
         log = self.out / "log.jsonl"
@@ -187,9 +197,11 @@ class Trainer:
             start, stopping = self._resume()
         else:
             seed_everything(self.config.seed)
-            start, stopping = 0, EarlyStopping(self.config.patience)
+            start, stopping = -self.pretrain_epochs, EarlyStopping(self.config.patience)
             (self.out / "log.jsonl").unlink(missing_ok=True)
-        for epoch in range(start, self.config.epochs):
+        for epoch in range(start, 0):
+            self._pretrain_epoch(epoch, stopping)
+        for epoch in range(max(start, 0), self.config.epochs):
             if stopping.should_stop:
                 break
             t0 = time.perf_counter()
@@ -219,6 +231,15 @@ class Trainer:
             if self.on_epoch is not None:
                 self.on_epoch(epoch, valid)
         return self._finish()
+
+    def _pretrain_epoch(self, epoch: int, stopping: EarlyStopping) -> None:
+        """A pre-training epoch (numbered -pretrain_epochs..-1): no evaluation, checkpointed."""
+        t0 = time.perf_counter()
+        loss_sum, n_steps = self._train_epoch(epoch, pretrain=True)
+        record = {"epoch": epoch, "stage": "pretrain", "train_seconds": round(time.perf_counter() - t0, 3), "loss": loss_sum, "loss_mean": loss_sum / max(1, n_steps)}
+        with open(self.out / "log.jsonl", "a") as log:
+            log.write(json.dumps(record) + "\n")
+        _save(self.ckpt_dir / "last.pt", self._state(epoch, stopping))
 
     def _finish(self) -> dict[str, Any]:
         best_state = _load(self.ckpt_dir / "best.pt")
