@@ -162,6 +162,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         overrides=_overrides(args),
         train_config=_train_config(args),
         resume=args.resume,
+        tag=args.tag,
     )
     _print_json({"out": str(out), **metrics})
 
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p)
     p.add_argument("--out", help="result folder (default: runs/DATASET/MODEL/seedSEED)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--tag", help="free label stored in config.json (an ablation variant, a budget profile)")
     p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
     p.set_defaults(func=cmd_train)
 

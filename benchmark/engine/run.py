@@ -56,7 +56,7 @@ def environment() -> dict[str, Any]:
     return info
 
 
-def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, progress: bool = True, on_epoch=None) -> dict[str, Any]:
+def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, progress: bool = True, on_epoch=None, tag: str | None = None) -> dict[str, Any]:
     """Train and evaluate one model; writes config.json, log.jsonl, metrics.json and the ranks."""
     entry = get_model(model_name)
     model_config = entry.config(overrides)
@@ -68,6 +68,7 @@ def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder:
     model = entry.cls(model_config, info)
     resolved = {
         "model": entry.name,
+        "tag": tag,
         "model_config": model_config,
         "train_config": asdict(train_config),
         "device": str(torch_device),

@@ -1,0 +1,11 @@
+"""The baselines of the paper's Table 3, one module each, plus the layers they share.
+
+Every module in this package is imported here, so a new baseline registers itself by existing:
+drop `baselines/mymodel.py` with a `@register_model` class and it is listed.
+"""
+
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,0 +1,67 @@
+"""SASRec as in RecBole 1.2 (post-LN Transformer, full-softmax CE), TedRec's 300-d setting."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from baselines.layers import SequenceEmbedding, TransformerEncoder, causal_padding_mask, recbole_init_
+from benchmark.model import DatasetInfo, SequentialModel
+from benchmark.registry import SearchParam, register_model
+
+DROPOUTS = SearchParam("categorical", choices=(0.1, 0.2, 0.5))
+
+SASREC_DEFAULTS = {
+    "hidden_size": 300,
+    "inner_size": 256,
+    "n_layers": 2,
+    "n_heads": 2,
+    "hidden_dropout_prob": 0.5,
+    "attn_dropout_prob": 0.5,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12,
+    "initializer_range": 0.02,
+    "learning_rate": 1e-3,
+}
+
+
+@register_model(
+    "SASRec",
+    defaults=SASREC_DEFAULTS,
+    search_space={
+        "hidden_dropout_prob": DROPOUTS,
+        "attn_dropout_prob": DROPOUTS,
+        "n_layers": SearchParam("categorical", choices=(1, 2, 3)),
+        "n_heads": SearchParam("categorical", choices=(1, 2)),
+    },
+)
+class SASRec(SequentialModel):
+    """SASRec: causal self-attention over ID + position embeddings, dot-product scoring."""
+
+    def __init__(self, config: dict, info: DatasetInfo):
+        super().__init__(config, info)
+        hidden = config["hidden_size"]
+        self.item_embedding = nn.Embedding(info.n_items, hidden, padding_idx=0)
+        self.embedding = SequenceEmbedding(info.max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"])
+        self.encoder = TransformerEncoder(
+            n_layers=config["n_layers"],
+            hidden_size=hidden,
+            n_heads=config["n_heads"],
+            inner_size=config["inner_size"],
+            hidden_dropout_prob=config["hidden_dropout_prob"],
+            attn_dropout_prob=config["attn_dropout_prob"],
+            hidden_act=config["hidden_act"],
+            layer_norm_eps=config["layer_norm_eps"],
+        )
+        recbole_init_(self, config["initializer_range"])
+
+    def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:
+        """Per-position input before position embedding/LayerNorm/dropout [B, L, d]; hook for variants."""
+        return self.item_embedding(seq)
+
+    def encode(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        read_index = (length - 1).clamp(min=0)  # as gather_last
+        return self.encoder(self.embedding(self.sequence_input(seq)), causal_padding_mask(seq), read_index)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.item_embedding.weight

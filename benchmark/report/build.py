@@ -1,0 +1,59 @@
+"""`build_report`: stored runs -> tables, figures and headline metrics (a pure function of the files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.errors import TedbenchError
+from benchmark.fsutil import write_json
+from benchmark.report.figures import build_figures
+from benchmark.report.runs import RunIndex
+from benchmark.report.tables import OURS, SHORT_METRICS, table3, table4, table5, timings, write_table
+
+
+def build_report(runs_root: Path, data_root: Path, out: Path, *, tag: str | None = None, encoder: str | None = None) -> dict[str, Any]:
+    """Write out/tables/*.{md,tex,csv}, out/figures/*.{png,svg} and out/metrics.json; return a summary.
+
+    `tag` selects the runs of Tables 3-5 and Figs. 4-5 (None = untagged runs); Fig. 3 uses TedRec
+    runs tagged with the ablation names. `encoder` is the text encoder of the text models in
+    Tables 3-4 and the figures (None = 'bert-cls' if such runs exist, else 'minilm', else the
+    alphabetically first encoder used).
+    """
+    out, runs_root = Path(out), Path(runs_root)
+    if not runs_root.is_dir():
+        raise TedbenchError(f"{runs_root}: no such folder of runs")
+    index = RunIndex.load(runs_root)
+    encoder = encoder or index.default_encoder(tag)
+    tables = [*table3(index, encoder=encoder, tag=tag), *table4(index, encoder=encoder, tag=tag), *table5(index, tag=tag), timings(index, encoder=encoder, tag=tag)]
+    written = [path for table in tables for path in write_table(table, out / "tables")]
+    written += build_figures(index, Path(data_root), out / "figures", encoder=encoder, tag=tag)
+    metrics = headline(tables[0].data)
+    write_json(out / "metrics.json", metrics)
+    written.append(out / "metrics.json")
+    return {
+        "runs": sum(len(cell.runs) for cell in index.cells.values()),
+        "cells": len(index.cells),
+        "encoder": encoder,
+        "tag": tag,
+        "files": [str(path) for path in written],
+        "metrics": metrics,
+    }
+
+
+def headline(table3_data: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per dataset: TedRec's and the best baseline's test R@10 / N@10 (mean over seeds) and its name."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for (dataset, metric), group in table3_data[table3_data["metric"].isin(SHORT_METRICS)].groupby(["dataset", "metric"], sort=False):
+        entry = metrics.setdefault(dataset, {})
+        ours = group[group["model"] == OURS]
+        if not ours.empty:
+            entry.setdefault(OURS, {})[metric] = round(float(ours["mean"].iloc[0]), 6)
+        baselines = group[group["model"] != OURS]
+        if not baselines.empty:
+            best = baselines.loc[baselines["mean"].idxmax()]
+            entry.setdefault("best_baseline", {})[metric] = round(float(best["mean"]), 6)
+            entry.setdefault("best_baseline_model", {})[metric] = best["model"]
+    return metrics

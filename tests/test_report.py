@@ -1,0 +1,214 @@
+"""The report: synthetic run folders -> tables, tests, figures; statistics against scipy/statsmodels."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from benchmark.errors import TedbenchError
+from benchmark.metrics import per_user_metrics
+from benchmark.report.build import build_report
+from benchmark.report.figures import fig5_user_groups
+from benchmark.report.runs import RunIndex
+from benchmark.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci, holm, paired_test
+from benchmark.report.tables import metric_label, table3
+
+USERS = {"ml-1m": 500, "OR": 400}
+# model -> (encoder, rank shift: lower is better)
+MODELS = {"SASRec": (None, 0), "FEARec": (None, -1), "UniSRec": ("minilm", -2), "TedRec": ("minilm", -9), "UniSRec+TedRec": ("minilm", -6)}
+
+
+def make_run(root: Path, dataset: str, model: str, seed: int, ranks: np.ndarray, *, encoder: str | None = None, tag: str | None = None, epochs: int = 5) -> Path:
+    folder = root / dataset / model / (encoder or "id") / (tag or "main").replace("/", "-") / f"seed{seed}"
+    folder.mkdir(parents=True)
+    config = {"model": model, "dataset": dataset, "tag": tag, "model_config": {}, "device": "cpu", "environment": {"cpu": "x86_64"}, "trainable_parameters": 1,
+              "train_config": {"seed": seed, "epochs": epochs, "patience": 10, "batch_size": 2048, "max_steps_per_epoch": None}}
+    if encoder is not None:
+        config["encoder"] = encoder
+    (folder / "config.json").write_text(json.dumps(config))
+    ranks = np.asarray(ranks, dtype=np.int32)
+    np.save(folder / "test_ranks.npy", ranks)
+    np.save(folder / "valid_ranks.npy", ranks)
+    (folder / "metrics.json").write_text(json.dumps({"best_epoch": 0, "users": len(ranks), "test": {}, "valid": {}}))
+    seconds = 10.0 + len(model) + seed
+    log = [{"epoch": -1, "stage": "pretrain", "train_seconds": 999.0}] + [{"epoch": e, "train_seconds": seconds, "eval_seconds": 1.0, "loss": 1.0, "valid": {}} for e in range(3)]
+    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    return folder
+
+
+def make_workspace(root: Path) -> tuple[Path, Path]:
+    """Two datasets, five models (two seeds; TedRec on OR one seed), ablations, a second encoder, offsets."""
+    runs, data = root / "runs", root / "data"
+    rng = np.random.default_rng(0)
+    for dataset, n in USERS.items():
+        difficulty = rng.integers(1, 40, n)
+        offsets = np.concatenate([[0], np.cumsum(rng.integers(5, 120, n))]).astype(np.int64)
+        (data / "processed" / dataset).mkdir(parents=True)
+        np.save(data / "processed" / dataset / "offsets.npy", offsets)
+        for model, (encoder, shift) in MODELS.items():
+            for seed in (1,) if (dataset, model) == ("OR", "TedRec") else (1, 2):
+                make_run(runs, dataset, model, seed, np.maximum(1, difficulty + shift + rng.integers(-3, 4, n)), encoder=encoder)
+        for tag, shift in (("w/o TF", -4), ("w/o MM", -7)):
+            make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty + shift), encoder="minilm", tag=tag)
+        make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty - 3), encoder="random")
+    return runs, data
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, dict]:
+    """The synthetic workspace and its report, built once for the read-only tests."""
+    runs, data = make_workspace(tmp_path_factory.mktemp("workspace"))
+    out = tmp_path_factory.mktemp("report")
+    return runs, data, out, build_report(runs, data, out)
+
+
+def md_rows(path: Path) -> list[list[str]]:
+    """The cells of a Markdown table's body rows."""
+    lines = [line for line in path.read_text().splitlines() if line.startswith("|")][2:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def seed_vector(runs: Path, dataset: str, model: str, encoder: str | None, seeds: tuple[int, ...], metric: str) -> np.ndarray:
+    folders = [runs / dataset / model / (encoder or "id") / "main" / f"seed{s}" for s in seeds]
+    return np.mean([per_user_metrics(np.load(f / "test_ranks.npy"))[metric] for f in folders], axis=0)
+
+
+def test_report_rebuilds_byte_identical(built):
+    runs, data, out, summary = built
+    assert summary["encoder"] == "minilm" and summary["runs"] == 2 * 2 * len(MODELS) - 1 + 2 * 3
+    first = digests(out)
+    for name in ("table3", "table3_tests", "table3_vs_paper", "table4", "table4_tests", "table4_vs_paper", "table5", "table5_vs_paper", "timings"):
+        assert {f"tables/{name}.{ext}" for ext in ("md", "tex", "csv")} <= set(first)
+    for name in ("fig3_ablation", "fig4_efficiency", "fig5_user_groups"):
+        assert {f"figures/{name}.png", f"figures/{name}.svg"} <= set(first)
+    assert build_report(runs, data, out) == summary
+    assert digests(out) == first
+
+
+def test_headline_metrics_and_caption(built):
+    runs, _, out, _ = built
+    headline = json.loads((out / "metrics.json").read_text())
+    assert headline["ml-1m"]["best_baseline_model"] == {"recall@10": "UniSRec", "ndcg@10": "UniSRec"}
+    assert headline["ml-1m"]["TedRec"]["recall@10"] == pytest.approx(seed_vector(runs, "ml-1m", "TedRec", "minilm", (1, 2), "recall@10").mean(), abs=1e-6)
+    caption = (out / "tables" / "table3.md").read_text()
+    phrases = ("better and Holm-adjusted p < 0.01", "two-sided paired t-test", "unit of pairing = test user", "Holm correction over the 8",
+               "ml-1m 500; OR 400", "Seeds: 1, 2", "seed 2024", "NOT the paper's budget: epochs=5 (paper 300)")
+    for phrase in phrases:
+        assert phrase in caption
+
+
+def test_star_follows_tedrecs_advantage(tmp_path):
+    runs, _ = make_workspace(tmp_path)
+
+    def starred() -> dict[tuple[str, str], bool]:
+        tables = table3(RunIndex.load(runs), encoder="minilm", tag=None)
+        tests = tables[1].data.set_index(["dataset", "metric"])["significant"].to_dict()
+        marks = {(row["Dataset"], row["Metric"]): row["TedRec"].star for _, row in tables[0].frame.iterrows() if row["Dataset"] in USERS}
+        assert marks == {(d, metric_label(m)): v for (d, m), v in tests.items()}  # no significantly-worse cases here
+        return tests
+
+    assert all(starred().values())
+    ours = runs / "OR" / "TedRec" / "minilm" / "main" / "seed1" / "test_ranks.npy"
+    original = np.load(ours)
+    np.save(ours, np.load(runs / "OR" / "UniSRec" / "minilm" / "main" / "seed1" / "test_ranks.npy"))
+    result = starred()
+    assert not any(v for (d, _), v in result.items() if d == "OR") and all(v for (d, _), v in result.items() if d == "ml-1m")
+    np.save(ours, np.load(runs / "OR" / "SASRec" / "id" / "main" / "seed1" / "test_ranks.npy") + 30)
+    tables = table3(RunIndex.load(runs), encoder="minilm", tag=None)
+    worse = tables[1].data.set_index(["dataset", "metric"]).loc["OR"]
+    assert worse["significant"].all() and (worse["diff"] < 0).all()
+    assert not any(row["TedRec"].star for _, row in tables[0].frame.iterrows() if row["Dataset"] == "OR")
+    assert set(tables[1].frame.loc[tables[1].frame["Dataset"] == "OR", "Sig."]) == {"worse"}
+    np.save(ours, original)
+    assert all(starred().values())
+
+
+def test_pvalues_equal_scipy_on_the_same_vectors(built):
+    runs, _, out, _ = built
+    result = pd.read_csv(out / "tables" / "table3_tests.csv")
+    assert len(result) == 8
+    for row in result.itertuples():
+        seeds = tuple(int(s) for s in str(row.seeds).split(";"))
+        assert seeds == ((1,) if row.dataset == "OR" else (1, 2))
+        a = seed_vector(runs, row.dataset, "TedRec", "minilm", seeds, row.metric)
+        b = seed_vector(runs, row.dataset, row.baseline, MODELS[row.baseline][0], seeds, row.metric)
+        assert row.p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+        assert row.d_z == pytest.approx((a - b).mean() / (a - b).std(ddof=1), rel=1e-9)
+    assert np.allclose(result["p_holm"], multipletests(result["p"], method="holm")[1])
+    assert list(result["significant"]) == list(result["p_holm"] < 0.01)
+
+
+def test_holm_equals_statsmodels():
+    rng = np.random.default_rng(1)
+    cases = [rng.random(m) ** 4 for m in (1, 2, 7, 20, 60)] + [np.array([0.01, 0.01, 0.04, 0.5]), np.array([0.0, 1.0, 0.2])]
+    for p in cases:
+        assert np.allclose(holm(p), multipletests(p, method="holm")[1])
+    assert holm([]).shape == (0,)
+
+
+def test_bootstrap_ci_agrees_with_scipy():
+    rng = np.random.default_rng(2)
+    diff = rng.normal(0.02, 0.3, 1500)
+    ours = bootstrap_ci(diff)
+    same = stats.bootstrap((diff,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
+    assert np.allclose(ours, (same.low, same.high), atol=1e-12)
+    other = stats.bootstrap((diff,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(7)).confidence_interval
+    se = diff.std(ddof=1) / np.sqrt(len(diff))
+    assert np.allclose(ours, (other.low, other.high), atol=0.3 * se)  # Monte-Carlo sd of each bound is about 0.06 se
+    test = paired_test(diff + 1, np.ones_like(diff))
+    assert (test.ci_low, test.ci_high) == pytest.approx(ours) and test.diff == pytest.approx(diff.mean())
+
+
+def test_missing_cells_render_as_dash(built):
+    out = built[2] / "tables"
+    rows = md_rows(out / "table3.md")
+    header = [cell.strip() for cell in (out / "table3.md").read_text().splitlines()[0].strip("|").split("|")]
+    assert len(rows) == 20 and all(set(row[2:]) == {"–"} for row in rows if row[0] in ("Office", "Food", "Movies"))
+    assert all(row[header.index("FMLP-Rec")] == "–" for row in rows)
+    table5 = {row[0]: row[1:] for row in md_rows(out / "table5.md")}
+    assert table5["bert-cls"] == ["–"] * 4 and table5["minilm"][0].startswith("**0.")
+    assert r"\textbf{" in (out / "table3.tex").read_text() and "<u>" in (out / "table3.md").read_text()
+
+
+def test_paper_vs_ours_delta_hand_made(tmp_path):
+    runs = tmp_path / "runs"
+    make_run(runs, "ml-1m", "SASRec", 1, [1, 5, 20, 30])  # recall@10 = 0.5
+    make_run(runs, "ml-1m", "SASRec", 2, [1, 50, 20, 30])  # recall@10 = 0.25
+    versus = table3(RunIndex.load(runs), encoder=None, tag=None)[2]
+    data = versus.data.set_index(["dataset", "metric", "model"])
+    row = data.loc[("ml-1m", "recall@10", "SASRec")]
+    assert row["paper"] == 0.23 and row["ours"] == pytest.approx(0.375) and row["delta"] == pytest.approx(0.145) and row["rel_delta"] == pytest.approx(0.145 / 0.23)
+    ndcg = ((1 + 1 / np.log2(6)) / 4 + 1 / 4) / 2
+    assert data.loc[("ml-1m", "ndcg@10", "SASRec"), "delta"] == pytest.approx(ndcg - 0.1146)
+    assert data.loc[("OR", "recall@10", "TedRec"), ["ours", "delta"]].isna().all()
+    shown = versus.frame.set_index(["Dataset", "Metric", "Model"])
+    assert list(shown.loc[("ml-1m", "R@10", "SASRec")]) == ["0.2300", "0.3750", "+0.1450", "+63.0%"]
+    assert list(shown.loc[("OR", "R@10", "TedRec")]) == ["0.2234", "–", "–", "–"]
+    assert len(versus.frame) == 220
+
+
+def test_figures_are_valid_and_say_what_is_missing(built, tmp_path):
+    runs, data, out, _ = built
+    for name in ("fig3_ablation", "fig4_efficiency", "fig5_user_groups"):
+        assert (out / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert ET.parse(out / "figures" / f"{name}.svg").getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    fig = fig5_user_groups(RunIndex.load(runs), tmp_path / "nowhere", encoder="minilm", tag=None)
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == list(USERS) and all("offsets.npy" in ax.get_title() for ax in fig.axes)
+    with pytest.raises(TedbenchError, match="no such folder"):
+        build_report(tmp_path / "no-runs", data, tmp_path / "empty")
+    (tmp_path / "no-runs").mkdir()
+    empty = build_report(tmp_path / "no-runs", data, tmp_path / "empty")
+    assert empty["runs"] == 0 and all(Path(p).exists() for p in empty["files"])
+    assert set(json.loads((tmp_path / "empty" / "metrics.json").read_text())) == set()
