@@ -1,5 +1,5 @@
 # Two commands on a fresh clone:
-#   make demo   the pipeline on the default data (CPU, minutes)
+#   make demo   the whole pipeline on the bundled sample (CPU, minutes)
 #   make test   the test suite (what CI runs)
 # Python 3.11+ is the only prerequisite. TORCH_SPEC picks the torch build installed first
 # (the CPU wheel here; on a GPU machine e.g. `make TORCH_SPEC=torch demo`).
@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 export TEDBENCH_MIRROR ?= $(abspath ../shared/datasets)
 
-.PHONY: install demo test clean
+.PHONY: install demo regress test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The whole pipeline (prepare, embed, tune, train 2 seeds, report) on the bundled Online Retail
+# sample with the `demo` profile; no mirror, no server, no internet needed.
 demo: install
-	$(BIN)/tedbench fetch --dataset ml-1m --offline
-	$(BIN)/tedbench fetch --dataset OR --offline
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
-	$(BIN)/tedbench stats --dataset ml-1m
-	$(BIN)/tedbench stats --dataset OR
+	$(BIN)/tedbench pipeline --suite demo --device cpu
+
+# The metric-regression gate alone (it also runs inside `make test`); REGRESS_ARGS=--update refreshes.
+regress: install
+	$(BIN)/tedbench regress $(REGRESS_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15

@@ -175,8 +175,12 @@ class DIFSR(SequentialModel):
         self.layers = nn.ModuleList(DIFLayer(config, info.max_len) for _ in range(config["n_layers"]))
         recbole_init_(self, config["initializer_range"])
 
+    def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:
+        """The item stream's input [B, L, d] (the hook TedRec's plug-in fuses with the text)."""
+        return self.item_embedding(seq)
+
     def _encode(self, seq: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-        x = self.dropout(self.layer_norm(self.item_embedding(seq)))
+        x = self.dropout(self.layer_norm(self.sequence_input(seq)))
         attr = item_features(seq, self.info.n_items, self.text.all_items, self.text)
         pos = self.position_embedding.weight[: seq.size(1)]
         mask = causal_padding_mask(seq)

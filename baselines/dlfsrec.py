@@ -183,11 +183,15 @@ class DLFSRec(SequentialModel):
         return torch.cat([mean, F.elu(cov) + 1], dim=-1)
 
     # -- sequence ----------------------------------------------------------------------------
+    def sequence_input(self, seq: torch.Tensor, mean_table: torch.Tensor) -> torch.Tensor:
+        """The mean stream's input [B, L, d] (the hook TedRec's plug-in fuses with the text)."""
+        return F.embedding(seq, mean_table)
+
     def hidden_states(self, seq: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Last layer's (mean, cov) at every position, [B, L, d] each."""
         mean_table, cov_table = self.fused_items() if fused is None else fused
         keep = (seq > 0).unsqueeze(-1)
-        mean = F.embedding(seq, mean_table) * keep
+        mean = self.sequence_input(seq, mean_table) * keep
         cov = F.embedding(seq, cov_table) * keep
         mean = self.dropout(self.mean_norm(mean))
         cov = F.elu(self.dropout(self.cov_norm(cov))) + 1

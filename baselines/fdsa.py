@@ -50,16 +50,7 @@ class FDSA(SASRec):
         super().__init__(config, info)
         hidden = config["hidden_size"]
         self.text = TextAdapter(info.item_text, hidden, random_text=config["random_text"])
-        self.text_encoder = TransformerEncoder(
-            n_layers=config["n_layers"],
-            hidden_size=hidden,
-            n_heads=config["n_heads"],
-            inner_size=config["inner_size"],
-            hidden_dropout_prob=config["hidden_dropout_prob"],
-            attn_dropout_prob=config["attn_dropout_prob"],
-            hidden_act=config["hidden_act"],
-            layer_norm_eps=config["layer_norm_eps"],
-        )
+        self.text_encoder = TransformerEncoder.from_config(config)  # the item tower's architecture, own weights
         self.concat_layer = ConcatFusion(2, hidden, hidden)
         recbole_init_(self.text_encoder, config["initializer_range"])
         recbole_init_(self.concat_layer, config["initializer_range"])

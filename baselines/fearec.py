@@ -81,7 +81,7 @@ from baselines.layers import (
     causal_padding_mask,
     recbole_init_,
 )
-from baselines.sasrec import DROPOUTS
+from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS
 from benchmark.data.splits import Rows, Splits
 from benchmark.errors import TedbenchError
 from benchmark.model import Batch, DatasetInfo, SequentialModel
@@ -92,15 +92,7 @@ SIMILARITIES = ("dot", "cos")
 FREDOM_WEIGHT = 0.1  # the official constant
 
 FEAREC_DEFAULTS = {
-    "hidden_size": 300,
-    "inner_size": 256,
-    "n_layers": 2,
-    "n_heads": 2,
-    "hidden_dropout_prob": 0.5,
-    "attn_dropout_prob": 0.5,
-    "hidden_act": "gelu",
-    "layer_norm_eps": 1e-12,
-    "initializer_range": 0.02,
+    **SASREC_DEFAULTS,  # the SASRec backbone's sizes, dropouts and learning rate
     "contrast": "us_x",
     "sim": "dot",
     "tau": 1.0,
@@ -113,7 +105,6 @@ FEAREC_DEFAULTS = {
     "topk_factor": 1,
     "fredom": False,
     "fredom_type": "us_x",
-    "learning_rate": 1e-3,
 }
 
 

@@ -119,6 +119,13 @@ def causal_padding_mask(seq: torch.Tensor) -> torch.Tensor:
     return torch.zeros(visible.shape, device=seq.device).masked_fill_(~visible, MASK_VALUE)
 
 
+def cosine_logits(query: torch.Tensor, items: torch.Tensor, temperature: float, training: bool) -> torch.Tensor:
+    """Cosine similarities of the query rows [B, d] with the item rows [N, d] -> [B, N], divided by `temperature`
+    in training (UniSRec's and TedRec's scoring: the evaluation ranking is the same either way)."""
+    scores = F.normalize(query, dim=-1) @ F.normalize(items, dim=-1).t()
+    return scores / temperature if training else scores
+
+
 def bidirectional_padding_mask(seq: torch.Tensor) -> torch.Tensor:
     """Additive attention mask [B, 1, L, L] hiding only padding keys (RecBole's bidirectional mask)."""
     length = seq.size(1)
@@ -206,6 +213,21 @@ class TransformerEncoder(nn.Module):
         self.layers = nn.ModuleList(
             TransformerLayer(hidden_size, n_heads, inner_size, hidden_dropout_prob, attn_dropout_prob, hidden_act, layer_norm_eps)
             for _ in range(n_layers)
+        )
+
+    @classmethod
+    def from_config(cls, config: dict) -> TransformerEncoder:
+        """The encoder of a SASRec-style model config (n_layers, hidden_size, n_heads, inner_size, the two
+        dropout probabilities, hidden_act, layer_norm_eps)."""
+        return cls(
+            n_layers=config["n_layers"],
+            hidden_size=config["hidden_size"],
+            n_heads=config["n_heads"],
+            inner_size=config["inner_size"],
+            hidden_dropout_prob=config["hidden_dropout_prob"],
+            attn_dropout_prob=config["attn_dropout_prob"],
+            hidden_act=config["hidden_act"],
+            layer_norm_eps=config["layer_norm_eps"],
         )
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, read_index: torch.Tensor | None = None) -> torch.Tensor:

@@ -43,16 +43,7 @@ class SASRec(SequentialModel):
         hidden = config["hidden_size"]
         self.item_embedding = nn.Embedding(info.n_items, hidden, padding_idx=0)
         self.embedding = SequenceEmbedding(info.max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"])
-        self.encoder = TransformerEncoder(
-            n_layers=config["n_layers"],
-            hidden_size=hidden,
-            n_heads=config["n_heads"],
-            inner_size=config["inner_size"],
-            hidden_dropout_prob=config["hidden_dropout_prob"],
-            attn_dropout_prob=config["attn_dropout_prob"],
-            hidden_act=config["hidden_act"],
-            layer_norm_eps=config["layer_norm_eps"],
-        )
+        self.encoder = TransformerEncoder.from_config(config)
         recbole_init_(self, config["initializer_range"])
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:

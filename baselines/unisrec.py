@@ -23,9 +23,8 @@ The digest lists no significant ambiguity for this model; nothing here departs f
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
-from baselines.layers import MoEAdaptor
+from baselines.layers import MoEAdaptor, cosine_logits
 from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec
 from benchmark.errors import TedbenchError
 from benchmark.model import DatasetInfo
@@ -70,5 +69,4 @@ class UniSRec(SASRec):
         return self.adaptor(self.item_text) + self.item_embedding.weight
 
     def score_items(self, query: torch.Tensor, training: bool) -> torch.Tensor:
-        scores = F.normalize(query, dim=-1) @ F.normalize(self.item_embeddings(), dim=-1).t()
-        return scores / self.temperature if training else scores
+        return cosine_logits(query, self.item_embeddings(), self.temperature, training)

@@ -61,6 +61,12 @@ def cmd_fetch(args: argparse.Namespace) -> None:
         print(path)
 
 
+def cmd_sample(args: argparse.Namespace) -> None:
+    from benchmark.data.sample import build_sample
+
+    _print_json(build_sample(args.dataset, invoices=args.invoices, items=args.items, seed=args.seed, out=Path(args.out), mirror=_mirror(args), raw_root=_raw_root(args)))
+
+
 def cmd_import(args: argparse.Namespace) -> None:
     from benchmark.data.prepare import import_recbole
 
@@ -123,6 +129,7 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Explicit model options: --params file, then --set, then --lr."""
     overrides: dict[str, Any] = {}
     if getattr(args, "params", None):
         payload = json.loads(Path(args.params).read_text())
@@ -135,10 +142,28 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _profile(args: argparse.Namespace):
+    from benchmark.profiles import load_profile
+
+    return load_profile(args.profile, Path(args.params_file)) if getattr(args, "profile", None) else None
+
+
+def _model_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
+    """The profile's size options that `model` has, below the explicit ones."""
+    from benchmark.registry import get_model
+
+    profile = _profile(args)
+    explicit = _overrides(args)
+    return profile.model_overrides(get_model(model), explicit) if profile else explicit
+
+
 def _train_config(args: argparse.Namespace):
     from benchmark.engine.trainer import TrainConfig
 
     config = TrainConfig(seed=args.seed, amp=args.amp, tf32=args.tf32, compile=args.compile)
+    profile = _profile(args)
+    if profile:
+        config = profile.train_config(config)
     if args.epochs is not None:
         config.epochs = args.epochs
     if args.batch_size is not None:
@@ -151,7 +176,7 @@ def _train_config(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> None:
     from benchmark.engine.run import train
 
-    out = Path(args.out or Path("runs") / args.dataset / args.model / f"seed{args.seed}")
+    out = Path(args.out or Path("runs") / "train" / args.dataset / args.model / f"seed{args.seed}")
     metrics = train(
         args.model,
         args.dataset,
@@ -159,10 +184,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         out=out,
         encoder=args.encoder,
         device=args.device,
-        overrides=_overrides(args),
+        overrides=_model_overrides(args, args.model),
         train_config=_train_config(args),
         resume=args.resume,
         tag=args.tag,
+        profile=args.profile,
     )
     _print_json({"out": str(out), **metrics})
 
@@ -203,27 +229,84 @@ def cmd_tune(args: argparse.Namespace) -> None:
         runs_root=Path(args.runs_dir),
         results_root=results,
         train_config=_train_config(args),
-        overrides=_overrides(args),
+        overrides=_model_overrides(args, args.model),
         grace_period=args.grace_period,
     )
     _print_json(tune(spec))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from benchmark.engine.bench import bench
+    from tabulate import tabulate
 
-    result = bench(
-        args.model,
+    from benchmark.engine.bench import bench
+    from benchmark.registry import list_models
+
+    names = sorted(list_models(), key=lambda name: name != "SASRec") if args.model == "all" else [name.strip() for name in args.model.split(",") if name.strip()]
+    rows = bench(
+        names,
         args.dataset,
         data_root=_data_root(args),
         encoder=args.encoder,
         device=args.device,
         steps=args.steps,
+        rounds=args.rounds,
         overrides=_overrides(args),
+        profile=_profile(args),
         train_config=_train_config(args),
         results_dir=Path(args.results_dir),
     )
-    _print_json(result)
+    columns = ["model", "step_seconds", "epoch_seconds", "ratio_to_first", "eval_seconds", "authors_a100_epoch_seconds", "speedup_vs_authors"]
+    print(tabulate([[row[c] for c in columns] for row in rows], headers=columns, tablefmt="github"), file=sys.stderr)
+    print(f"device {rows[0]['device']}; appended to {Path(args.results_dir) / (rows[0]['device'] + '.csv')}", file=sys.stderr)
+    _print_json(rows[0] if len(rows) == 1 else rows)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from benchmark.report.build import build_report
+
+    summary = build_report(Path(args.runs), _data_root(args), Path(args.out), tag=args.tag, encoder=args.encoder)
+    table = Path(args.out) / "tables" / "table3.md"
+    if table.exists():
+        print(table.read_text())
+    _print_json({k: v for k, v in summary.items() if k != "files"} | {"written": len(summary["files"])})
+
+
+def cmd_pipeline(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from benchmark.pipeline import run_suite
+    from benchmark.profiles import load_suite
+
+    suite = load_suite(args.suite, Path(args.params_file))
+    if args.datasets:
+        suite = replace(suite, datasets=tuple(d.strip() for d in args.datasets.split(",")))
+    results = Path(args.results_dir or Path("results") / suite.name)
+    summary = run_suite(
+        suite,
+        data_root=_data_root(args),
+        mirror=_mirror(args),
+        raw_root=_raw_root(args),
+        results_root=results,
+        trials_root=Path(args.trials_dir or Path("runs") / suite.name / "tune"),
+        device=args.device,
+    )
+    print((results / "tables" / "table3.md").read_text())
+    print(f"profile {suite.profile.name}: {suite.profile.description}")
+    print(f"tables: {results / 'tables'}  figures: {results / 'figures'}  seconds per stage: {summary['seconds']}")
+
+
+def cmd_regress(args: argparse.Namespace) -> None:
+    from benchmark.profiles import load_profile
+    from benchmark.regression import run_gate
+
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    result = run_gate(load_profile("gate", Path(args.params_file)), data_root=_data_root(args), models=models, reference_path=Path(args.reference), update=args.update,
+                      log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(result.markdown())
+    if args.update:
+        print(f"references written to {args.reference}")
+    elif result.failed:
+        raise TedbenchError(f"metric regression beyond tolerance: {', '.join(result.failed)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,6 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     ties(p)
     p.set_defaults(func=cmd_prepare)
 
+    p = common(sub.add_parser("sample", help="write a seeded invoice sample of Online Retail's CSV (builds the bundled OR-sample)"))
+    p.add_argument("--dataset", default="OR", help="dataset to sample (default: OR, its csv form)")
+    p.add_argument("--invoices", type=int, required=True, help="number of invoices (users) to draw")
+    p.add_argument("--items", type=int, help="keep only the rows of this many seeded-random stock codes (default: all)")
+    p.add_argument("--seed", type=int, default=2020)
+    p.add_argument("--out", required=True, help="the .csv.gz file to write (atomically)")
+    p.set_defaults(func=cmd_sample)
+
     p = common(sub.add_parser("import", help="import any RecBole dataset (atomic or benchmark files)"))
     p.add_argument("--name", required=True)
     p.add_argument("--atomic", help="a RecBole .inter file (user_id, item_id, optional timestamp)")
@@ -285,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         common(p)
-        p.add_argument("--model", required=True)
+        p.add_argument("--model", required=True, help="a registered model (bench: a comma list or `all`)")
         p.add_argument("--dataset", required=True)
         p.add_argument("--encoder", help="item-text encoder for models that need text (default: minilm)")
         p.add_argument("--device", help="cpu, cuda, cuda:K (default: cuda if available)")
@@ -294,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--epochs", type=int)
         p.add_argument("--batch-size", type=int)
         p.add_argument("--params", help="JSON file of model options (e.g. exported best parameters)")
+        p.add_argument("--profile", help="budget profile from --params-file: paper, reduced, demo (default: none = the paper's budget and sizes)")
+        p.add_argument("--params-file", default="params.yaml", help="where profiles and suites are declared (default: params.yaml)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model option")
         p.add_argument("--amp", choices=("none", "bf16"), default="none", help="autocast precision (default: none = fp32)")
         p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on Ampere+ GPUs")
@@ -301,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train and evaluate one model")
     run_options(p)
-    p.add_argument("--out", help="result folder (default: runs/DATASET/MODEL/seedSEED)")
+    p.add_argument("--out", help="result folder (default: runs/train/DATASET/MODEL/seedSEED)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--tag", help="free label stored in config.json (an ablation variant, a budget profile)")
     p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
@@ -320,9 +413,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-period", type=int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued")
     p.set_defaults(func=cmd_tune)
 
+    p = common(sub.add_parser("report", help="paper-style tables, significance tests and figures from stored runs"))
+    p.add_argument("--runs", default="results/runs", help="folder of training runs (searched recursively for config.json)")
+    p.add_argument("--out", default="results", help="writes OUT/tables, OUT/figures, OUT/metrics.json")
+    p.add_argument("--tag", help="report the runs with this tag (default: untagged runs)")
+    p.add_argument("--encoder", help="text encoder of the text models in Tables 3-4 (default: bert-cls if run, else minilm)")
+    p.set_defaults(func=cmd_report)
+
+    p = common(sub.add_parser("pipeline", help="a whole suite from params.yaml: prepare, embed, tune, train seeds, report"))
+    p.add_argument("--suite", default="demo", help="suite in --params-file (default: demo, the bundled sample)")
+    p.add_argument("--datasets", help="comma list replacing the suite's datasets (e.g. one worker per dataset)")
+    p.add_argument("--params-file", default="params.yaml")
+    p.add_argument("--device", help="cpu, cuda, cuda:K (default: cuda if available)")
+    p.add_argument("--results-dir", help="default: results/SUITE (best parameters, runs with their per-user ranks, tables, figures)")
+    p.add_argument("--trials-dir", help="run folders of the tuning trials (default: runs/SUITE/tune)")
+    p.set_defaults(func=cmd_pipeline)
+
+    p = common(sub.add_parser("regress", help="metric-regression gate: every model, short fixed-seed runs on the bundled sample vs. committed references"))
+    p.add_argument("--models", help="comma list (default: every registered model)")
+    p.add_argument("--reference", default="results/regression/reference.json")
+    p.add_argument("--params-file", default="params.yaml", help="declares profile 'gate'")
+    p.add_argument("--update", action="store_true", help="store the measured metrics as the new references (on purpose)")
+    p.set_defaults(func=cmd_regress)
+
     p = sub.add_parser("bench", help="time training steps and full-sort evaluation")
     run_options(p)
-    p.add_argument("--steps", type=int, default=5, help="timed training steps (after 2 warm-up steps)")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per round (after 2 warm-up steps)")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds: every model is timed once per round, so ratios survive a noisy machine")
     p.add_argument("--results-dir", default="results/bench")
     p.set_defaults(func=cmd_bench)
     return parser

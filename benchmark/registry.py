@@ -24,7 +24,7 @@ from benchmark.errors import TedbenchError
 ENTRY_POINT_GROUP = "tedbench.models"
 
 # In-tree modules that hold registered models; imported lazily on first lookup.
-BUILTIN_MODULES = ("baselines", "tedrec.model")
+BUILTIN_MODULES = ("baselines", "tedrec.model", "tedrec.plugin")
 
 
 @dataclass(frozen=True)

@@ -81,9 +81,14 @@ def study_name(entry: ModelEntry, spec: TuneSpec) -> str:
         space: Any = {k: list(v) for k, v in _space_grid(entry, spec).items()}
     else:
         space = {k: vars(v) | {"choices": list(v.choices)} for k, v in sorted(entry.search_space.items())}
-    payload = json.dumps({"space": space, "overrides": spec.overrides, "budget": budget(entry, spec), "epochs": spec.train_config.epochs}, sort_keys=True, default=str)
+    payload = json.dumps({"space": space, "overrides": spec.overrides, "budget": budget(entry, spec), **_training_budget(spec.train_config)}, sort_keys=True, default=str)
     version = hashlib.sha256(payload.encode()).hexdigest()[:10]
     return f"{entry.name}.{spec.dataset}.{spec.encoder or 'noenc'}.{spec.sampler}.{version}"
+
+
+def _training_budget(config: TrainConfig) -> dict[str, Any]:
+    """The parts of a trial's training budget that change what its value means (not the seed)."""
+    return {"epochs": config.epochs, "patience": config.patience, "batch_size": config.batch_size, "max_steps_per_epoch": config.max_steps_per_epoch, "user_subsample": config.user_subsample}
 
 
 def budget(entry: ModelEntry, spec: TuneSpec) -> int:

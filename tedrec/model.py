@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
+from baselines.layers import cosine_logits
 from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec
 from benchmark.errors import TedbenchError
 from benchmark.model import DatasetInfo
@@ -60,5 +60,4 @@ class TedRec(SASRec):
         return self.fusion(self.item_embedding(seq), self.adaptor(self.item_text[seq]))
 
     def score_items(self, query: torch.Tensor, training: bool) -> torch.Tensor:
-        scores = F.normalize(query, dim=-1) @ F.normalize(self.item_embeddings(), dim=-1).t()
-        return scores / self.temperature if training else scores
+        return cosine_logits(query, self.item_embeddings(), self.temperature, training)

@@ -1,14 +1,36 @@
-"""Shared fixtures: the offline mirror of real data, and prepared real datasets."""
+"""Shared fixtures: one torch thread, the offline mirror of real data, and prepared real datasets."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MIRROR = REPO.parent / "shared" / "datasets"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "all_threads: keep torch's default thread count for the module (see one_thread)")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The test tensors are tiny: one intra-op thread is faster, and immune to OpenMP spinning on a busy shared CPU.
+
+    Modules marked `all_threads` (in-process runs compared with the same run in a subprocess, which has the
+    default thread count) keep the default.
+    """
+    if request.node.get_closest_marker("all_threads"):
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -31,4 +53,14 @@ def prepared_root(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     raw = tmp_path_factory.mktemp("raw")
     for name in ("ml-1m", "OR"):
         prepare(name, data_root=root, mirror=mirror, raw_root=raw, download=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with the bundled Online Retail sample prepared (no mirror needed); embeddings cache there."""
+    from benchmark.data.prepare import prepare
+
+    root = tmp_path_factory.mktemp("sample-data")
+    prepare("OR-sample", data_root=root, mirror=None, raw_root=tmp_path_factory.mktemp("sample-raw"), download=False)
     return root

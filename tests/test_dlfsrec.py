@@ -2,58 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
+
 import pytest
 import torch
 from torch.nn import functional as F
 
 from baselines.dlfsrec import DLFSRec, wasserstein_matrix, wasserstein_pairs
-from benchmark.data.process import build_sequences
-from benchmark.data.raw import RawInteractions
-from benchmark.data.splits import build_splits
-from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.errors import TedbenchError
-from benchmark.model import Batch, DatasetInfo
-from benchmark.registry import create_model, get_model
+from benchmark.model import Batch
+from benchmark.registry import get_model
+from tests.modelkit import ml1m_model, right_padded, small_model, small_splits, trainable
 
-SMALL = {"hidden_size": 16, "n_layers": 2}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one intra-op thread is faster, and immune to OpenMP spinning on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def text_matrix(n_items: int, dim: int, seed: int = 0) -> torch.Tensor:
-    text = torch.randn(n_items, dim, generator=torch.Generator().manual_seed(seed))
-    text[0] = 0
-    return text
-
-
-def right_padded(lengths: list[int], max_len: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
-    length = torch.tensor(lengths)
-    seq = torch.randint(1, n_items, (len(lengths), max_len))
-    seq[torch.arange(max_len)[None, :] >= length[:, None]] = 0
-    return seq, length
-
-
-def small_dlfs(n_items: int = 40, max_len: int = 8, **overrides) -> DLFSRec:
-    info = DatasetInfo(n_items=n_items, max_len=max_len, item_text=text_matrix(n_items, 12))
-    return create_model("DLFS-Rec", info, {**SMALL, **overrides})
-
-
-def small_splits(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(60), 12)
-    items = (users * 7 + np.arange(len(users))) % 30  # a learnable next-item pattern
-    items = np.where(rng.random(len(users)) < 0.1, rng.integers(0, 30, len(users)), items)
-    raw = RawInteractions(users.astype(str).astype(object), items.astype(str).astype(object), None, {})
-    seqs = build_sequences(raw)
-    return build_splits(seqs, max_len=8), seqs.n_items
+small_dlfs = partial(small_model, "DLFS-Rec")
 
 
 def test_registry_entry() -> None:
@@ -74,8 +35,7 @@ def test_parameter_count_on_ml1m_shapes(text_dim: int) -> None:
     per_layer = 2 * (50 // 2 + 1) * d * 2 + 2 * d  # two complex filters + the shared LN
     expected = tables + side + norms + layers * per_layer
     assert expected == {768: 2_576_400, 384: 2_346_000}[text_dim]
-    model = create_model("DLFS-Rec", DatasetInfo(n_items=n, max_len=50, item_text=text_matrix(n, text_dim)))
-    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    assert trainable(ml1m_model("DLFS-Rec", text_dim)) == expected
 
 
 def test_initialisation_follows_the_official_code() -> None:
@@ -188,32 +148,6 @@ def test_pvn_term_and_its_negatives() -> None:
     ce = F.cross_entropy(-wasserstein_matrix(mean_u, var_u, *items.chunk(2, -1)), target)
     torch.testing.assert_close(model.loss(Batch(seq, length, target, extra)), ce + 0.5 * pvn, rtol=1e-5, atol=1e-5)
     assert small_dlfs().batch_extras(splits, rows) == {}
-
-
-def test_adam_steps_decrease_the_loss() -> None:
-    splits, n_items = small_splits()
-    torch.manual_seed(0)
-    model = small_dlfs(n_items=n_items, hidden_dropout_prob=0.1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    batch = Batch(*splits.batch(splits.train.subset(torch.arange(256))))
-    losses = []
-    for _ in range(20):
-        loss = model.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
-
-
-def test_one_trainer_epoch_with_pvn(tmp_path) -> None:
-    splits, n_items = small_splits()
-    torch.manual_seed(0)
-    model = small_dlfs(n_items=n_items, pvn_weight=0.005)
-    config = TrainConfig(learning_rate=5e-3, batch_size=128, epochs=1, patience=2, seed=1)
-    metrics = Trainer(model, splits, config, tmp_path, torch.device("cpu"), progress=False).fit()
-    assert metrics["users"] == 60 and metrics["best_epoch"] == 0
-    assert 0 <= metrics["test"]["ndcg@10"] <= 1
 
 
 def test_runs_under_bfloat16_autocast_with_float32_distances() -> None:

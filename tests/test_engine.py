@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from benchmark.data.process import build_sequences
-from benchmark.data.raw import RawInteractions
-from benchmark.data.splits import build_splits
 from benchmark.engine.evaluate import full_sort_ranks, users_per_chunk
 from benchmark.engine.trainer import EarlyStopping, TrainConfig, Trainer
 from benchmark.metrics import summarize
 from benchmark.model import DatasetInfo
 from benchmark.registry import create_model
+from tests import modelkit
 
 SMALL = {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 2}
 
 
-def small_splits(seed: int = 0, max_len: int = 10):
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(60), 12)
-    items = (users * 7 + np.arange(len(users))) % 40  # a learnable next-item pattern
-    items = np.where(rng.random(len(users)) < 0.1, rng.integers(0, 40, len(users)), items)
-    raw = RawInteractions(users.astype(str).astype(object), items.astype(str).astype(object), None, {})
-    seqs = build_sequences(raw)
-    return build_splits(seqs, max_len=max_len), seqs.n_items
+small_splits = partial(modelkit.small_splits, max_len=10, pattern_items=40)
 
 
 def make_trainer(out: Path, epochs: int, seed: int = 1) -> Trainer:

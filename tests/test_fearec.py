@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,45 +11,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.fearec import FEARec, HybridAttention, band_projection, delay_aggregate, frequency_band, nt_xent
+from baselines.fearec import HybridAttention, band_projection, delay_aggregate, frequency_band, nt_xent
 from baselines.layers import causal_padding_mask
-from benchmark.data.process import build_sequences
-from benchmark.data.raw import RawInteractions
-from benchmark.data.splits import build_splits
-from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.errors import TedbenchError
 from benchmark.model import Batch, DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model
+from tests.modelkit import SMALL, ml1m_model, right_padded, small_model, small_splits, splits_of, trainable
 
-SMALL = {"hidden_size": 16, "inner_size": 24, "n_heads": 2}
+small_fearec = partial(small_model, "FEARec")
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
-
-
-def small_fearec(n_items: int = 40, max_len: int = 10, **overrides) -> FEARec:
-    return create_model("FEARec", DatasetInfo(n_items=n_items, max_len=max_len), {**SMALL, **overrides})
-
-
-def right_padded(lengths: list[int], max_len: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
-    length = torch.tensor(lengths)
-    seq = torch.randint(1, n_items, (len(lengths), max_len))
-    seq[torch.arange(max_len)[None, :] >= length[:, None]] = 0
-    return seq, length
 
 
 def splits_from(sequences: list[list[int]], max_len: int = 10, prefiltered: bool = False):
     users = np.concatenate([np.full(len(s), u) for u, s in enumerate(sequences)])
     items = np.concatenate([np.asarray(s) for s in sequences])
-    raw = RawInteractions(users.astype(str).astype(object), items.astype(str).astype(object), None, {}, prefiltered=prefiltered)
-    seqs = build_sequences(raw)
-    return build_splits(seqs, max_len=max_len), seqs.n_items
-
-
-def small_splits(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(60), 12)
-    items = (users * 7 + np.arange(len(users))) % 30  # a learnable next-item pattern
-    items = np.where(rng.random(len(users)) < 0.1, rng.integers(0, 30, len(users)), items)
-    return splits_from([list(items[users == u]) for u in range(60)])
+    return splits_of(users, items, max_len, prefiltered)
 
 
 # -- configuration ---------------------------------------------------------------------------------
@@ -71,7 +48,7 @@ def test_frequency_bands_follow_the_official_arithmetic() -> None:
     assert [frequency_band(i, 3, 50, 0.6) for i in range(3)] == [(10, 26), (5, 21), (0, 16)]  # 10.4 // 2 = 5.0
     assert [frequency_band(i, 2, 50, 0.5) for i in range(2)] == [(13, 26), (0, 13)]  # "L" mixer: disjoint halves
     assert frequency_band(0, 1, 50, 1.0) == (0, 26)  # one layer: no division by n_layers − 1 = 0
-    model = create_model("FEARec", DatasetInfo(n_items=50, max_len=50), SMALL)
+    model = create_model("FEARec", DatasetInfo(n_items=50, max_len=50), SMALL["FEARec"].config)
     assert [layer.attention.band for layer in model.layers] == [(10, 26), (0, 16)]
     assert all(layer.attention.top_k == 3 for layer in model.layers)  # int(1 · ln 50)
 
@@ -95,8 +72,7 @@ def test_parameter_count_on_ml1m_shapes() -> None:
     feed_forward = (d * inner + inner) + (inner * d + d) + 2 * d
     expected = embeddings + layers * (attention + feed_forward)
     assert expected == 2_073_812  # = SASRec's count
-    model = create_model("FEARec", DatasetInfo(n_items=n, max_len=L))
-    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    assert trainable(ml1m_model("FEARec")) == expected
 
 
 # -- HybridAttention against an official transcription ---------------------------------------------
@@ -249,11 +225,17 @@ def sampling_splits():
     return splits_from(sequences, prefiltered=True)  # no 5-core filter
 
 
-def test_same_target_rows_share_the_target_and_exclude_themselves() -> None:
+def attached_fearec():
+    """The sampling splits and a small FEARec (seed 0) attached to them."""
     splits, n_items = sampling_splits()
     torch.manual_seed(0)
     model = small_fearec(n_items=n_items)
     model.attach(splits)
+    return splits, model
+
+
+def test_same_target_rows_share_the_target_and_exclude_themselves() -> None:
+    splits, model = attached_fearec()
     train = splits.train
     rows = train.subset(torch.arange(len(train)).repeat(50))
     sampled = model.same_target.sample(splits, rows)
@@ -270,10 +252,7 @@ def test_same_target_rows_share_the_target_and_exclude_themselves() -> None:
 
 
 def test_same_target_draws_are_uniform_over_the_group() -> None:
-    splits, n_items = sampling_splits()
-    torch.manual_seed(0)
-    model = small_fearec(n_items=n_items)
-    model.attach(splits)
+    splits, model = attached_fearec()
     train = splits.train
     targets = splits.items[train.target_pos]
     target_50 = int(torch.bincount(targets).argmax())  # the nine-row group
@@ -291,7 +270,7 @@ def test_same_target_draws_are_uniform_over_the_group() -> None:
 
 
 def test_batch_extras_gives_the_sampled_rows_sequences() -> None:
-    splits, n_items = small_splits()
+    splits, n_items = small_splits(max_len=10)
     model = small_fearec(n_items=n_items)
     rows = splits.train.subset(torch.arange(64))
     torch.manual_seed(3)
@@ -315,34 +294,6 @@ def test_eval_is_deterministic_and_uses_dot_products() -> None:
     assert not torch.equal(model.encode(seq, length), model.encode(seq, length))
     loss = model.loss(Batch(seq, length, torch.tensor([1, 2, 3]), {"same_target_seq": seq, "same_target_length": length}))
     assert torch.isfinite(loss)
-
-
-def test_adam_steps_decrease_the_loss() -> None:
-    splits, n_items = small_splits()
-    torch.manual_seed(0)
-    model = small_fearec(n_items=n_items, hidden_dropout_prob=0.1, attn_dropout_prob=0.1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    rows = splits.train.subset(torch.arange(128))
-    batch = Batch(*splits.batch(rows), model.batch_extras(splits, rows))
-    losses = []
-    for _ in range(20):
-        loss = model.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
-
-
-def test_one_trainer_epoch(tmp_path) -> None:
-    splits, n_items = small_splits()
-    torch.manual_seed(0)
-    model = small_fearec(n_items=n_items)
-    config = TrainConfig(learning_rate=5e-3, batch_size=128, epochs=1, patience=2, seed=1)
-    metrics = Trainer(model, splits, config, tmp_path, torch.device("cpu"), progress=False).fit()
-    assert metrics["users"] == 60 and metrics["best_epoch"] == 0
-    assert 0 <= metrics["test"]["ndcg@10"] <= 1
-    assert model.same_target is not None and len(model.same_target.order) == len(splits.train)
 
 
 def test_runs_under_bfloat16_autocast() -> None:

@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
-import numpy as np
 import pytest
 import torch
 
 from baselines.fmlprec import FMLPRec
-from benchmark.data.process import build_sequences
-from benchmark.data.raw import RawInteractions
-from benchmark.data.splits import build_splits
-from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.model import Batch, DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model
+from tests.modelkit import ml1m_model, right_padded, small_model, trainable
 
-SMALL = {"hidden_size": 16, "inner_size": 24}
-
-
-def small_fmlp(n_items: int = 40, max_len: int = 10, **overrides) -> FMLPRec:
-    return create_model("FMLP-Rec", DatasetInfo(n_items=n_items, max_len=max_len), {**SMALL, **overrides})
-
-
-def right_padded(lengths: list[int], max_len: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
-    length = torch.tensor(lengths)
-    seq = torch.randint(1, n_items, (len(lengths), max_len))
-    seq[torch.arange(max_len)[None, :] >= length[:, None]] = 0
-    return seq, length
-
-
-def small_splits(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(60), 12)
-    items = (users * 7 + np.arange(len(users))) % 30  # a learnable next-item pattern
-    items = np.where(rng.random(len(users)) < 0.1, rng.integers(0, 30, len(users)), items)
-    raw = RawInteractions(users.astype(str).astype(object), items.astype(str).astype(object), None, {})
-    seqs = build_sequences(raw)
-    return build_splits(seqs, max_len=10), seqs.n_items
+small_fmlp = partial(small_model, "FMLP-Rec")
 
 
 def test_registry_entry() -> None:
@@ -55,8 +31,7 @@ def test_parameter_count_on_ml1m_shapes() -> None:
     per_layer = (L // 2 + 1) * d * 2 + 2 * d + (d * inner + inner) + (inner * d + d) + 2 * d  # filter, LN, FFN, LN
     expected = embeddings + layers * per_layer
     assert expected == 1_382_612
-    model = create_model("FMLP-Rec", DatasetInfo(n_items=n, max_len=L))
-    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    assert trainable(ml1m_model("FMLP-Rec")) == expected
     assert create_model("FMLP-Rec", DatasetInfo(n_items=n, max_len=L), {"inner_size": 1200}).layers[0].feed_forward.dense_1.out_features == 1200
 
 
@@ -108,39 +83,3 @@ def test_eval_is_deterministic_training_is_not_and_initial_loss() -> None:
     assert not torch.equal(model.encode(seq, length), model.encode(seq, length))
     loss = model.loss(Batch(seq, length, torch.tensor([1, 2, 3])))
     assert abs(loss.item() - math.log(400)) < 0.1
-
-
-def test_adam_steps_decrease_the_loss() -> None:
-    splits, n_items = small_splits()
-    torch.manual_seed(0)
-    model = small_fmlp(n_items=n_items, hidden_dropout_prob=0.1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    batch = Batch(*splits.batch(splits.train.subset(torch.arange(256))))
-    losses = []
-    for _ in range(20):
-        loss = model.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
-
-
-def test_one_trainer_epoch(tmp_path) -> None:
-    splits, n_items = small_splits()
-    torch.manual_seed(0)
-    model = small_fmlp(n_items=n_items)
-    config = TrainConfig(learning_rate=5e-3, batch_size=128, epochs=1, patience=2, seed=1)
-    metrics = Trainer(model, splits, config, tmp_path, torch.device("cpu"), progress=False).fit()
-    assert metrics["users"] == 60 and metrics["best_epoch"] == 0
-    assert 0 <= metrics["test"]["ndcg@10"] <= 1
-
-
-def test_runs_under_bfloat16_autocast() -> None:
-    torch.manual_seed(0)
-    model = small_fmlp()
-    seq, length = right_padded([10, 3], 10, 40)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model.loss(Batch(seq, length, torch.tensor([1, 2])))
-    loss.backward()
-    assert torch.isfinite(loss)

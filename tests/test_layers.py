@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -24,15 +23,7 @@ from baselines.layers import (
     dropout,
     recbole_init_,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids OpenMP hand-off stalls when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.modelkit import circular_convolution
 
 
 def explicit_attention(layer: MultiHeadAttention, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -166,16 +157,6 @@ def test_dropout_scales_kept_values_and_gradients() -> None:
     y.backward(torch.ones_like(y))
     torch.testing.assert_close(x.grad, kept.float() / 0.8)
     assert dropout(x, 0.2, training=False) is x
-
-
-def circular_convolution(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """y[:, l] = Σ_j a[:, j] · b[:, (l − j) mod L] along dim 1, by explicit loops."""
-    length = a.size(1)
-    out = torch.zeros_like(a)
-    for l in range(length):
-        for j in range(length):
-            out[:, l] += a[:, j] * b[:, (l - j) % length]
-    return out
 
 
 def test_learnable_filter_is_circular_convolution_with_its_impulse_response() -> None:

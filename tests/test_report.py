@@ -56,7 +56,7 @@ def make_workspace(root: Path) -> tuple[Path, Path]:
         for model, (encoder, shift) in MODELS.items():
             for seed in (1,) if (dataset, model) == ("OR", "TedRec") else (1, 2):
                 make_run(runs, dataset, model, seed, np.maximum(1, difficulty + shift + rng.integers(-3, 4, n)), encoder=encoder)
-        for tag, shift in (("w/o TF", -4), ("w/o MM", -7)):
+        for tag, shift in (("wo-TF", -4), ("wo-MM", -7)):
             make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty + shift), encoder="minilm", tag=tag)
         make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty - 3), encoder="random")
     return runs, data

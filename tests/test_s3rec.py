@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -12,51 +13,11 @@ from torch.nn import functional as F
 from baselines.layers import bidirectional_padding_mask, causal_padding_mask
 from baselines.layers import sample_absent_items
 from baselines.s3rec import S3Rec, attribute_nll, right_to_left_padding
-from benchmark.data.process import build_sequences
-from benchmark.data.raw import RawInteractions
-from benchmark.data.splits import build_splits
-from benchmark.engine.trainer import TrainConfig, Trainer
-from benchmark.model import Batch, DatasetInfo
-from benchmark.registry import create_model, get_model
+from benchmark.model import Batch
+from benchmark.registry import get_model
+from tests.modelkit import adam_losses, fit_one_epoch, ml1m_model, right_padded, small_model, small_splits, trainable, training_batch
 
-SMALL = {"hidden_size": 16, "inner_size": 24, "n_heads": 2}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one intra-op thread is faster, and immune to OpenMP spinning on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def text_matrix(n_items: int, dim: int, seed: int = 0) -> torch.Tensor:
-    text = torch.randn(n_items, dim, generator=torch.Generator().manual_seed(seed))
-    text[0] = 0
-    return text
-
-
-def right_padded(lengths: list[int], max_len: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
-    length = torch.tensor(lengths)
-    seq = torch.randint(1, n_items, (len(lengths), max_len))
-    seq[torch.arange(max_len)[None, :] >= length[:, None]] = 0
-    return seq, length
-
-
-def small_s3rec(n_items: int = 40, max_len: int = 10, **overrides) -> S3Rec:
-    info = DatasetInfo(n_items=n_items, max_len=max_len, item_text=text_matrix(n_items, 12))
-    return create_model("S3-Rec", info, {**SMALL, **overrides})
-
-
-def small_splits(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(60), 12)
-    items = (users * 7 + np.arange(len(users))) % 30  # a learnable next-item pattern
-    items = np.where(rng.random(len(users)) < 0.1, rng.integers(0, 30, len(users)), items)
-    raw = RawInteractions(users.astype(str).astype(object), items.astype(str).astype(object), None, {})
-    seqs = build_sequences(raw)
-    return build_splits(seqs, max_len=8), seqs.n_items
+small_s3rec = partial(small_model, "S3-Rec")
 
 
 def test_registry_entry() -> None:
@@ -72,8 +33,8 @@ def test_registry_entry() -> None:
 def test_parameter_count_on_ml1m_shapes(text_dim: int) -> None:
     sasrec_with_mask_row = 2_073_812 + 300  # SASRec on ML-1M plus the [MASK] row
     expected = sasrec_with_mask_row + (text_dim * 300 + 300) + 4 * (300 * 300 + 300)  # text adapter, 4 heads
-    model = create_model("S3-Rec", DatasetInfo(n_items=3417, max_len=50, item_text=text_matrix(3417, text_dim)))
-    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    model = ml1m_model("S3-Rec", text_dim)
+    assert trainable(model) == expected
     assert model.item_embedding.weight.shape == (3418, 300) and model.mask_token == 3417
     assert "attributes.table" not in model.state_dict()
 
@@ -199,17 +160,13 @@ def test_pretrain_losses_are_finite_and_decrease() -> None:
     splits, n_items = small_splits()
     torch.manual_seed(0)
     model = small_s3rec(n_items=n_items, max_len=8, hidden_dropout_prob=0.1, attn_dropout_prob=0.1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    batch = Batch(*splits.batch(splits.train.subset(torch.arange(128))))
-    totals = []
-    for _ in range(12):
-        losses = model.pretrain_losses(batch)
-        assert all(torch.isfinite(v) for v in losses.values())
-        loss = model.pretrain_loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        totals.append(loss.item())
+    batch = training_batch(model, splits, 128)
+
+    def checked_pretrain_loss(batch: Batch) -> torch.Tensor:
+        assert all(torch.isfinite(v) for v in model.pretrain_losses(batch).values())
+        return model.pretrain_loss(batch)
+
+    totals = adam_losses(model, batch, steps=12, loss=checked_pretrain_loss)
     assert np.mean(totals[-3:]) < 0.7 * np.mean(totals[:3])
 
 
@@ -237,8 +194,7 @@ def test_engine_runs_pretraining_then_finetuning(tmp_path) -> None:
     splits, n_items = small_splits()
     torch.manual_seed(0)
     model = small_s3rec(n_items=n_items, max_len=8, pretrain_epochs=1)
-    config = TrainConfig(learning_rate=5e-3, batch_size=128, epochs=1, patience=2, seed=1)
-    metrics = Trainer(model, splits, config, tmp_path, torch.device("cpu"), progress=False).fit()
+    metrics = fit_one_epoch(model, splits, tmp_path)
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [-1, 0] and log[0]["stage"] == "pretrain"
     assert np.isfinite(log[0]["loss"]) and log[0]["loss"] > 0

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
-import pytest
 import torch
 
 from baselines.layers import causal_padding_mask
 from baselines.sasrec import SASRec
 from benchmark.model import Batch, DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model, list_models
+from tests.modelkit import ml1m_model, right_padded, trainable
 
 SMALL = {"hidden_size": 32, "inner_size": 48, "n_heads": 2}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids OpenMP hand-off stalls when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def right_padded(batch: int, length: int, n_items: int, lengths: list[int]) -> torch.Tensor:
-    seq = torch.randint(1, n_items, (batch, length))
-    seq[torch.arange(length)[None, :] >= torch.tensor(lengths)[:, None]] = 0
-    return seq
 
 
 def all_positions(model: SASRec, seq: torch.Tensor) -> torch.Tensor:
@@ -47,14 +31,13 @@ def test_registry_entry() -> None:
 
 
 def test_parameter_count_on_ml1m_shapes() -> None:
-    model = create_model("SASRec", DatasetInfo(n_items=3417, max_len=50))
-    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 2_073_812
+    assert trainable(ml1m_model("SASRec")) == 2_073_812
 
 
 def test_no_future_leakage() -> None:
     torch.manual_seed(0)
     model = create_model("SASRec", DatasetInfo(n_items=100, max_len=12), SMALL).eval()
-    seq = right_padded(4, 12, 100, [12, 12, 9, 5])
+    seq, _ = right_padded([12, 12, 9, 5], 12, 100)
     base = all_positions(model, seq)
     for i in range(11):
         changed = seq.clone()
@@ -66,7 +49,7 @@ def test_padding_keys_are_ignored() -> None:
     torch.manual_seed(0)
     model = create_model("SASRec", DatasetInfo(n_items=100, max_len=10), SMALL).eval()
     lengths = [10, 7, 3, 1]
-    seq = right_padded(4, 10, 100, lengths)
+    seq, _ = right_padded(lengths, 10, 100)
     base = all_positions(model, seq)
     with torch.no_grad():
         model.item_embedding.weight[0].normal_(0, 5.0)
@@ -78,8 +61,7 @@ def test_padding_keys_are_ignored() -> None:
 def test_encode_reads_the_last_real_position_and_eval_is_deterministic() -> None:
     torch.manual_seed(0)
     model = create_model("SASRec", DatasetInfo(n_items=100, max_len=10), SMALL).eval()
-    seq = right_padded(3, 10, 100, [10, 4, 1])
-    length = torch.tensor([10, 4, 1])
+    seq, length = right_padded([10, 4, 1], 10, 100)
     torch.testing.assert_close(model.encode(seq, length), gather_last(all_positions(model, seq), length), rtol=0, atol=1e-6)
     assert torch.equal(model.full_sort_scores(seq, length), model.full_sort_scores(seq, length))
     model.train()
@@ -88,8 +70,8 @@ def test_encode_reads_the_last_real_position_and_eval_is_deterministic() -> None
 
 def test_dot_product_scores_and_initial_loss() -> None:
     torch.manual_seed(0)
-    model = create_model("SASRec", DatasetInfo(n_items=3417, max_len=50))
-    seq = right_padded(16, 50, 3417, [50] * 8 + [20] * 8)
+    model = ml1m_model("SASRec")
+    seq, _ = right_padded([50] * 8 + [20] * 8, 50, 3417)
     length = (seq != 0).sum(1)
     model.eval()
     scores = model.full_sort_scores(seq, length)

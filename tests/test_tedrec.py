@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from functools import partial
 
 import pytest
 import torch
@@ -13,45 +13,9 @@ from baselines.layers import causal_padding_mask
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import create_model, get_model
 from tedrec import FrequencyFusion, TedRec
+from tests.modelkit import SMALL, adam_losses, circular_convolution, ml1m_model, right_padded, small_model, text_matrix, trainable
 
-SMALL = {"hidden_size": 32, "inner_size": 40, "n_heads": 2, "n_exps": 4}
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids OpenMP hand-off stalls when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def text_matrix(n_items: int, dim: int, seed: int = 0) -> torch.Tensor:
-    text = torch.randn(n_items, dim, generator=torch.Generator().manual_seed(seed))
-    text[0] = 0
-    return text
-
-
-def right_padded(lengths: list[int], max_len: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
-    length = torch.tensor(lengths)
-    seq = torch.randint(1, n_items, (len(lengths), max_len))
-    seq[torch.arange(max_len)[None, :] >= length[:, None]] = 0
-    return seq, length
-
-
-def small_tedrec(**overrides) -> TedRec:
-    info = DatasetInfo(n_items=60, max_len=8, item_text=text_matrix(60, 24))
-    return create_model("TedRec", info, {**SMALL, **overrides})
-
-
-def circular_convolution(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """y[:, l] = Σ_j a[:, j] · b[:, (l − j) mod L] along dim 1, by explicit loops."""
-    length = a.size(1)
-    out = torch.zeros_like(a)
-    for l in range(length):
-        for j in range(length):
-            out[:, l] += a[:, j] * b[:, (l - j) % length]
-    return out
+small_tedrec = partial(small_model, "TedRec")
 
 
 def test_registry_entry() -> None:
@@ -66,13 +30,12 @@ def test_registry_entry() -> None:
 
 @pytest.mark.parametrize(("text_dim", "expected"), [(768, 4_252_702), (384, 3_171_358)])
 def test_parameter_count_on_ml1m_shapes(text_dim: int, expected: int) -> None:
-    model = create_model("TedRec", DatasetInfo(n_items=3417, max_len=50, item_text=text_matrix(3417, text_dim)))
-    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    assert trainable(ml1m_model("TedRec", text_dim)) == expected
 
 
 def test_frozen_text_is_a_buffer_outside_init_and_state_dict() -> None:
     text = text_matrix(60, 24)
-    model = create_model("TedRec", DatasetInfo(n_items=60, max_len=8, item_text=text), SMALL)
+    model = create_model("TedRec", DatasetInfo(n_items=60, max_len=8, item_text=text), SMALL["TedRec"].config)
     assert torch.equal(model.item_text, text)
     assert all(p.data_ptr() != model.item_text.data_ptr() for p in model.parameters())
     assert "item_text" not in model.state_dict()
@@ -80,7 +43,7 @@ def test_frozen_text_is_a_buffer_outside_init_and_state_dict() -> None:
 
 def test_initialisation_matches_official_order() -> None:
     torch.manual_seed(0)
-    model = create_model("TedRec", DatasetInfo(n_items=3417, max_len=50, item_text=text_matrix(3417, 768)))
+    model = ml1m_model("TedRec", 768)
     bound = 1 / math.sqrt(300)
     for gate in (model.fusion.id_gate, model.fusion.fusion_gate):  # created after RecBole's init: default bias
         assert gate.weight.std().item() == pytest.approx(0.02, rel=0.25)
@@ -198,7 +161,7 @@ def test_eval_is_deterministic_and_training_is_noisy() -> None:
 
 def test_initial_loss_is_near_uniform() -> None:
     torch.manual_seed(0)
-    model = create_model("TedRec", DatasetInfo(n_items=3417, max_len=50, item_text=text_matrix(3417, 768)))
+    model = ml1m_model("TedRec", 768)
     seq, length = right_padded([50] * 12 + [17] * 12, 50, 3417)
     loss = model.loss(Batch(seq, length, torch.randint(1, 3417, (24,)))).item()
     # cosine/0.07 logits of random 300-d vectors have std ~ 1/(0.07·sqrt(300)) ≈ 0.82
@@ -213,21 +176,8 @@ def test_adam_steps_decrease_the_loss() -> None:
     batch = Batch(seq, length, target)
     model.eval()
     before = model.loss(batch).item()
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
-    for _ in range(30):
-        optimiser.zero_grad()
-        model.loss(batch).backward()
-        optimiser.step()
+    adam_losses(model, batch, steps=30, lr=1e-3)
     model.eval()
     assert model.loss(batch).item() < before - 0.5
     assert model.item_text.grad is None
-
-
-def test_runs_under_bfloat16_autocast() -> None:
-    model = small_tedrec()
-    seq, length = right_padded([8, 3], 8, 60)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model.loss(Batch(seq, length, torch.tensor([1, 2])))
-    loss.backward()
-    assert torch.isfinite(loss)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,21 +14,13 @@ from baselines.difsr import DIFAttention
 from baselines.fusion_layers import ConcatFusion, VanillaAttention, item_features
 from baselines.layers import causal_padding_mask
 from baselines.smlp4rec import SMLPBlock
-from benchmark.data.process import build_sequences
-from benchmark.data.raw import RawInteractions
-from benchmark.data.splits import build_splits
-from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.errors import TedbenchError
-from benchmark.model import Batch, DatasetInfo, gather_last
+from benchmark.model import DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model
+from tests import modelkit
+from tests.modelkit import SMALL, ml1m_model, text_matrix, trainable
 
 MODELS = ("SASRecF", "FDSA", "DIF-SR", "SMLP4Rec")
-SMALL = {
-    "SASRecF": {"hidden_size": 16, "inner_size": 24, "n_heads": 2},
-    "FDSA": {"hidden_size": 16, "inner_size": 24, "n_heads": 2},
-    "DIF-SR": {"hidden_size": 16, "inner_size": 24, "n_heads": 2, "attribute_hidden_size": 8},
-    "SMLP4Rec": {"hidden_size": 16},
-}
 # (model, overrides) for the per-variant invariants
 VARIANTS = [
     ("SASRecF", {}),
@@ -46,28 +38,8 @@ CAUSAL = [("SASRecF", {}), ("FDSA", {}), ("DIF-SR", {"fusion_type": "sum"})]
 N_ITEMS, MAX_LEN, TEXT_DIM = 40, 10, 12
 
 
-def text_matrix(n_items: int, dim: int, seed: int = 0) -> torch.Tensor:
-    text = torch.randn(n_items, dim, generator=torch.Generator().manual_seed(seed))
-    text[0] = 0
-    return text
-
-
-def small_model(name: str, n_items: int = N_ITEMS, max_len: int = MAX_LEN, seed: int = 0, **overrides):
-    torch.manual_seed(seed)
-    info = DatasetInfo(n_items=n_items, max_len=max_len, item_text=text_matrix(n_items, TEXT_DIM))
-    return create_model(name, info, {**SMALL[name], **overrides})
-
-
-def right_padded(lengths: list[int], max_len: int = MAX_LEN, n_items: int = N_ITEMS, seed: int = 1):
-    generator = torch.Generator().manual_seed(seed)
-    length = torch.tensor(lengths)
-    seq = torch.randint(1, n_items, (len(lengths), max_len), generator=generator)
-    seq[torch.arange(max_len)[None, :] >= length[:, None]] = 0
-    return seq, length
-
-
-def trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+small_model = partial(modelkit.small_model, seed=0)
+right_padded = partial(modelkit.right_padded, max_len=MAX_LEN, n_items=N_ITEMS, seed=1)
 
 
 # -- registry, parameters, errors ------------------------------------------------------------------
@@ -116,7 +88,7 @@ def expected_parameters(name: str, text_dim: int, n_items: int = 3417, length: i
 @pytest.mark.parametrize("text_dim", [384, 768])
 @pytest.mark.parametrize("name", MODELS)
 def test_parameter_count_on_ml1m_shapes(name: str, text_dim: int) -> None:
-    model = create_model(name, DatasetInfo(n_items=3417, max_len=50, item_text=text_matrix(3417, text_dim)))
+    model = ml1m_model(name, text_dim)
     assert trainable(model) == expected_parameters(name, text_dim)
     assert "text.table" not in model.state_dict() and not model.text.table.requires_grad
 
@@ -129,7 +101,7 @@ def test_parameter_counts_pinned() -> None:
 @pytest.mark.parametrize("name", MODELS)
 def test_text_is_required(name: str) -> None:
     with pytest.raises(ValueError, match="item-text"):
-        create_model(name, DatasetInfo(n_items=N_ITEMS, max_len=MAX_LEN), SMALL[name])
+        create_model(name, DatasetInfo(n_items=N_ITEMS, max_len=MAX_LEN), SMALL[name].config)
 
 
 def test_difsr_rejects_unsupported_options() -> None:
@@ -346,44 +318,3 @@ def test_concat_fusion_and_vanilla_attention() -> None:
     stacked = torch.stack([a, shared.expand_as(a)], dim=-2)
     weights = torch.softmax(gate.projection(stacked).squeeze(-1), dim=-1)
     torch.testing.assert_close(gate([a, shared]), (stacked * weights.unsqueeze(-1)).sum(-2))
-
-
-# -- training ---------------------------------------------------------------------------------------
-
-
-def small_splits(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(60), 12)
-    items = (users * 7 + np.arange(len(users))) % 30  # a learnable next-item pattern
-    items = np.where(rng.random(len(users)) < 0.1, rng.integers(0, 30, len(users)), items)
-    raw = RawInteractions(users.astype(str).astype(object), items.astype(str).astype(object), None, {})
-    seqs = build_sequences(raw)
-    return build_splits(seqs, max_len=MAX_LEN), seqs.n_items
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_loss_decreases(name: str) -> None:
-    splits, n_items = small_splits()
-    model = small_model(name, n_items=n_items, hidden_dropout_prob=0.1, **({} if name == "SMLP4Rec" else {"attn_dropout_prob": 0.1}))
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    seq, length, target = splits.batch(splits.train.subset(torch.arange(256)))
-    batch = Batch(seq, length, target)
-    losses = []
-    for _ in range(20):
-        loss = model.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[0] == pytest.approx(math.log(n_items), abs=0.3)
-    assert losses[-1] < 0.8 * losses[0]
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_one_trainer_epoch(name: str, tmp_path) -> None:
-    splits, n_items = small_splits()
-    model = small_model(name, n_items=n_items)
-    config = TrainConfig(learning_rate=5e-3, batch_size=128, epochs=1, patience=2, seed=1)
-    metrics = Trainer(model, splits, config, tmp_path, torch.device("cpu"), progress=False).fit()
-    assert metrics["users"] == 60 and metrics["best_epoch"] == 0
-    assert 0 <= metrics["test"]["ndcg@10"] <= 1

@@ -11,13 +11,12 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from benchmark.cli import main
-from benchmark.data.prepare import import_recbole
+from tests.modelkit import import_tiny_dataset
 
 SMALL = ["--set", "hidden_size=16", "--set", "inner_size=32", "--set", "n_layers=1"]
 GRID6 = ["--grid", "learning_rate=0.0005,0.001,0.005", "--grid", "hidden_dropout_prob=0.2,0.5"]
@@ -27,15 +26,7 @@ GRID6 = ["--grid", "learning_rate=0.0005,0.001,0.005", "--grid", "hidden_dropout
 def tiny_root(tmp_path_factory) -> Path:
     """A small imported dataset with a learnable next-item pattern."""
     root = tmp_path_factory.mktemp("tune")
-    rng = np.random.default_rng(0)
-    lines = ["user_id:token\titem_id:token"]
-    for user in range(80):
-        for step in range(10):
-            item = (user * 3 + step) % 30 if rng.random() > 0.1 else rng.integers(0, 30)
-            lines.append(f"u{user}\ti{item}")
-    inter = root / "tiny.inter"
-    inter.write_text("\n".join(lines) + "\n")
-    import_recbole("tiny", data_root=root / "data", atomic=inter)
+    import_tiny_dataset(root, 80, 10, 30, lambda user, step: user * 3 + step, noise=0.1, seed=0)
     return root
 
 

@@ -3,63 +3,23 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
-import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
 from baselines.layers import causal_padding_mask
 from baselines.unisrec import UniSRec
-from benchmark.data.process import build_sequences
-from benchmark.data.raw import RawInteractions
-from benchmark.data.splits import build_splits
-from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import create_model, get_model
+from tests.modelkit import ml1m_model, right_padded, small_model, text_matrix, trainable
 
-SMALL = {"hidden_size": 16, "inner_size": 24, "n_heads": 2, "n_exps": 4}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: one intra-op thread is faster, and immune to OpenMP spinning on a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def text_matrix(n_items: int, dim: int, seed: int = 0) -> torch.Tensor:
-    text = torch.randn(n_items, dim, generator=torch.Generator().manual_seed(seed))
-    text[0] = 0
-    return text
-
-
-def right_padded(lengths: list[int], max_len: int, n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
-    length = torch.tensor(lengths)
-    seq = torch.randint(1, n_items, (len(lengths), max_len))
-    seq[torch.arange(max_len)[None, :] >= length[:, None]] = 0
-    return seq, length
-
-
-def small_unisrec(n_items: int = 40, max_len: int = 8, **overrides) -> UniSRec:
-    info = DatasetInfo(n_items=n_items, max_len=max_len, item_text=text_matrix(n_items, 12))
-    return create_model("UniSRec", info, {**SMALL, **overrides})
+small_unisrec = partial(small_model, "UniSRec")
 
 
 def all_positions(model: UniSRec, seq: torch.Tensor) -> torch.Tensor:
     return model.encoder(model.embedding(model.sequence_input(seq)), causal_padding_mask(seq))
-
-
-def small_splits(seed: int = 0):
-    rng = np.random.default_rng(seed)
-    users = np.repeat(np.arange(60), 12)
-    items = (users * 7 + np.arange(len(users))) % 30  # a learnable next-item pattern
-    items = np.where(rng.random(len(users)) < 0.1, rng.integers(0, 30, len(users)), items)
-    raw = RawInteractions(users.astype(str).astype(object), items.astype(str).astype(object), None, {})
-    seqs = build_sequences(raw)
-    return build_splits(seqs, max_len=8), seqs.n_items
 
 
 def test_registry_entry() -> None:
@@ -75,8 +35,8 @@ def test_registry_entry() -> None:
 def test_parameter_count_on_ml1m_shapes(text_dim: int, expected: int) -> None:
     # SASRec 2,073,812 + MoE: router and noise (2·D·8) + experts (8·D·300) + global whitening biases (8·D)
     assert expected == 2_073_812 + 2 * text_dim * 8 + 8 * text_dim * 300 + 8 * text_dim
-    model = create_model("UniSRec", DatasetInfo(n_items=3417, max_len=50, item_text=text_matrix(3417, text_dim)))
-    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    model = ml1m_model("UniSRec", text_dim)
+    assert trainable(model) == expected
     assert model.adaptor.bias.shape == (8, 1, text_dim) and not model.adaptor.bias.any()  # global, not per position
     assert not model.adaptor.w_gate.any() and model.adaptor.experts.std().item() == pytest.approx(0.02, rel=0.05)
     assert "item_text" not in model.state_dict()
@@ -148,39 +108,3 @@ def test_initial_loss_is_near_uniform() -> None:
     loss = model.loss(Batch(seq, length, torch.randint(1, 500, (12,)))).item()
     # cosine/0.07 logits have std ~ 1/(0.07·sqrt(d)) ≈ 0.8: CE ≈ ln N + σ²/2, not much above
     assert 0 < loss - math.log(500) < 1.0
-
-
-def test_adam_steps_decrease_the_loss() -> None:
-    torch.manual_seed(0)
-    splits, n_items = small_splits()
-    model = small_unisrec(n_items=n_items, hidden_dropout_prob=0.1, attn_dropout_prob=0.1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    batch = Batch(*splits.batch(splits.train.subset(torch.arange(256))))
-    losses = []
-    for _ in range(20):
-        loss = model.loss(batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
-    assert model.item_text.grad is None
-
-
-def test_one_trainer_epoch(tmp_path) -> None:
-    splits, n_items = small_splits()
-    torch.manual_seed(0)
-    model = small_unisrec(n_items=n_items)
-    config = TrainConfig(learning_rate=5e-3, batch_size=128, epochs=1, patience=2, seed=1)
-    metrics = Trainer(model, splits, config, tmp_path, torch.device("cpu"), progress=False).fit()
-    assert metrics["users"] == 60 and metrics["best_epoch"] == 0
-    assert 0 <= metrics["test"]["ndcg@10"] <= 1
-
-
-def test_runs_under_bfloat16_autocast() -> None:
-    model = small_unisrec()
-    seq, length = right_padded([8, 3], 8, 40)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model.loss(Batch(seq, length, torch.tensor([1, 2])))
-    loss.backward()
-    assert torch.isfinite(loss)

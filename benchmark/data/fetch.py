@@ -1,7 +1,8 @@
 """Locating a dataset's files: the local raw folder, then the offline mirror, then upstream.
 
 The local raw folder (`datasets/<dataset>/<file name>`, tracked by DVC through `datasets.dvc`)
-holds verified copies; the mirror keeps its own layout (`SourceFile.path`). Every file is checked
+holds verified copies; the mirror keeps its own layout (`SourceFile.path`). A bundled file is
+looked up in the package (`sources.BUNDLED_DIR`) in place of the mirror. Every file is checked
 against its pinned digest before it is read; downloads and copies are written to a temporary file
 and renamed only after the digest matches.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmark.data.sources import DatasetSource, Form, SourceFile
+from benchmark.data.sources import BUNDLED_DIR, DatasetSource, Form, SourceFile
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_path, file_digest
 
@@ -65,12 +66,18 @@ def local_path(raw_dir: Path, spec: SourceFile) -> Path:
     return raw_dir / Path(spec.path).name
 
 
+def candidates(spec: SourceFile, mirror: Path | None, raw_dir: Path) -> list[Path]:
+    """Where `spec` may already be: the raw folder, then the package (bundled) or the mirror."""
+    if spec.bundled:
+        return [local_path(raw_dir, spec), BUNDLED_DIR / spec.path]
+    return [local_path(raw_dir, spec)] + ([mirror / spec.path] if mirror else [])
+
+
 def locate_form(form: Form, mirror: Path | None, raw_dir: Path, *, download: bool, allow_unpinned: bool = False) -> list[Path] | None:
     """Paths of all files of `form`, or None if some file is absent and cannot be fetched."""
     paths = []
     for spec in form.files:
-        candidates = [local_path(raw_dir, spec)] + ([mirror / spec.path] if mirror else [])
-        found = next((p for p in candidates if p.exists()), None)
+        found = next((p for p in candidates(spec, mirror, raw_dir) if p.exists()), None)
         if found is None:
             if not download or spec.url is None:
                 return None
@@ -94,7 +101,7 @@ def resolve(source: DatasetSource, mirror: Path | None, raw_dir: Path, *, form: 
         paths = locate_form(candidate, mirror, raw_dir, download=True, allow_unpinned=allow_unpinned) if download else None
         if paths is None:
             where = f"mirror {mirror}" if mirror else f"no mirror (set {MIRROR_ENV} or --mirror)"
-            wanted = "; ".join(f"{f.name}: {', '.join(s.path for s in f.files)}" for f in forms)
+            wanted = "; ".join(f"{f.name}: {', '.join(str(BUNDLED_DIR / s.path) + ' (bundled)' if s.bundled else s.path for s in f.files)}" for f in forms)
             raise TedbenchError(f"dataset {source.name}: no complete form found in {raw_dir} or {where}; expected one of {wanted}")
     digests = {}
     for spec, path in zip(candidate.files, paths):

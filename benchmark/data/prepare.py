@@ -40,6 +40,12 @@ def _write(raw: RawInteractions, out: Path, manifest: dict[str, Any], *, k: int,
     return paper_counts(seqs)
 
 
+def prepare_if_missing(name: str, *, data_root: Path, mirror: Path | None = None, raw_root: Path = Path("datasets")) -> None:
+    """Prepare `name` with the default settings unless it is already prepared (never downloads)."""
+    if not (processed_dir(data_root, name) / "manifest.json").exists():
+        prepare(name, data_root=data_root, mirror=mirror, raw_root=raw_root, download=False)
+
+
 def prepare(
     name: str,
     *,

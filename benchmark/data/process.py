@@ -52,6 +52,25 @@ class Sequences:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def subset(self, users: np.ndarray) -> Sequences:
+        """These users' sequences, in the given order; item ids and texts unchanged (all items stay candidates)."""
+        lengths = self.lengths()[users]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        items = np.concatenate([self.items[self.offsets[u] : self.offsets[u + 1]] for u in users]) if len(users) else self.items[:0]
+        return Sequences(items, offsets, [self.user_tokens[u] for u in users], self.item_tokens, self.item_text)
+
+
+USER_SUBSAMPLE_SEED = 2020  # one fixed subsample for every training seed, so runs stay paired by user
+
+
+def user_subsample(n_users: int, size: int | None) -> np.ndarray:
+    """Sorted indices of a fixed seeded subsample of `size` users (all users when size is None or >= n_users)."""
+    if size is None or size >= n_users:
+        return np.arange(n_users)
+    if size < 1:
+        raise ValueError(f"user subsample size must be positive, got {size}")
+    return np.sort(np.random.default_rng(USER_SUBSAMPLE_SEED).choice(n_users, size, replace=False))
+
 
 def k_core(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
     """Boolean mask of rows surviving the iterative k-core filter (users and items >= k rows)."""

@@ -3,7 +3,8 @@
 A dataset has one or more *forms* (the upstream release, or an equivalent re-packaging such as
 RecBole atomic files). Each form lists its files with a checksum; a form is usable when all its
 files are present in the mirror folder or the download cache and match their checksums. Forms
-are tried in order; the first complete one is read.
+are tried in order; the first complete one is read. A *bundled* file ships inside this package
+(`BUNDLED_DIR`), so its dataset needs neither a mirror nor the internet.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from benchmark.data import readers
 from benchmark.data.raw import RawInteractions
 from benchmark.errors import TedbenchError
 
+#: Data files shipped inside the package (see NOTICE for their attribution).
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -25,11 +29,13 @@ class SourceFile:
 
     `digest` is "sha256:<hex>" or "md5:<hex>"; None marks an upstream file whose bytes have not
     been pinned yet (fetching it requires `--allow-unpinned` and prints the digest to pin).
+    A `bundled` file's path is relative to `BUNDLED_DIR` instead of the mirror root.
     """
 
     path: str
     url: str | None
     digest: str | None
+    bundled: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,17 @@ def _amazon(category: str, short: str, counts: dict[str, float], extra_forms: tu
     )
 
 
+OR_LICENCE = "CC BY 4.0 (UCI Machine Learning Repository, dataset 352)"
+OR_ATTRIBUTION = (
+    "Daqing Chen, Sai Liang Sain, and Kun Guo. Data mining for the online retail industry: A case "
+    "study of RFM model-based customer segmentation using data mining. Journal of Database "
+    "Marketing and Customer Strategy Management 19(3):197-208, 2012. "
+    "Data: UCI Machine Learning Repository, https://doi.org/10.24432/C5BW33."
+)
+
+# The bundled sample of OR (see NOTICE): rebuild it with this command from the full CSV form.
+OR_SAMPLE_COMMAND = "tedbench sample --dataset OR --invoices 3000 --items 2400 --seed 2020 --out benchmark/data/bundled/OR-sample.csv.gz"
+
 SOURCES: dict[str, DatasetSource] = {
     s.name: s
     for s in (
@@ -155,11 +172,8 @@ SOURCES: dict[str, DatasetSource] = {
         DatasetSource(
             name="OR",
             title="UCI Online Retail",
-            licence="CC BY 4.0 (UCI Machine Learning Repository, dataset 352)",
-            attribution="Daqing Chen, Sai Liang Sain, and Kun Guo. Data mining for the online retail "
-            "industry: A case study of RFM model-based customer segmentation using data mining. "
-            "Journal of Database Marketing and Customer Strategy Management 19(3), 2012. "
-            "Data: UCI Machine Learning Repository, https://doi.org/10.24432/C5BW33.",
+            licence=OR_LICENCE,
+            attribution=OR_ATTRIBUTION,
             forms=(
                 Form(
                     name="upstream",
@@ -199,6 +213,29 @@ SOURCES: dict[str, DatasetSource] = {
                 ),
             ),
             paper_counts={"users": 16520, "items": 3469, "interactions": 503386, "sparsity": 99.1219},
+            redistributable=True,
+        ),
+        DatasetSource(
+            name="OR-sample",
+            title="UCI Online Retail, bundled sample",
+            licence=OR_LICENCE,
+            attribution=OR_ATTRIBUTION + " Sample of 3000 invoices and 2400 stock codes drawn by "
+            f"`{OR_SAMPLE_COMMAND}`.",
+            forms=(
+                Form(
+                    name="bundled",
+                    files=(
+                        SourceFile(
+                            "OR-sample.csv.gz",
+                            None,
+                            "sha256:d376b34f6c83b20fec23d9aa702a8d0302c930586017b0f09fe929ddbf02281e",
+                            bundled=True,
+                        ),
+                    ),
+                    read=lambda p: readers.read_or_csv(p[0]),
+                    description="rows of a seeded invoice and stock-code sample of OR's csv form, shipped in the package",
+                ),
+            ),
             redistributable=True,
         ),
         _amazon(

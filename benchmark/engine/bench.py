@@ -1,4 +1,10 @@
-"""`tedbench bench`: seconds per training step and per full-sort evaluation, appended to a CSV."""
+"""`tedbench bench`: seconds per training step and per full-sort evaluation for one or more models.
+
+Several models are timed in interleaved rounds on the same machine in one process (round r times every
+model before round r+1 starts), so a noisy neighbour slows all of them alike and the ratios hold. Each
+row is appended to `results/bench/<device>.csv`, with the epoch time the paper's authors measured on
+an A100 (their Table 6 / research digest §0.5) beside ours.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import resource
 import statistics
 import tempfile
 import time
+from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +24,7 @@ import torch
 from benchmark.engine.run import environment, load_dataset, pick_device
 from benchmark.engine.trainer import TrainConfig, Trainer, seed_everything
 from benchmark.errors import TedbenchError
+from benchmark.profiles import Profile
 from benchmark.registry import get_model
 
 WARMUP_STEPS = 2
@@ -38,61 +47,119 @@ def device_slug(device: torch.device) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def bench(model_name: str, dataset: str, *, data_root: Path, encoder: str | None = None, device: str | None = None, steps: int = 5, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, results_dir: Path = Path("results/bench")) -> dict[str, Any]:
-    """Median seconds per training step over `steps` timed steps, and full-sort eval seconds."""
-    entry = get_model(model_name)
-    config = entry.config(overrides)
-    train_config = train_config or TrainConfig()
-    train_config.learning_rate = float(config["learning_rate"])
+def authors_epoch_seconds() -> dict[tuple[str, str], float]:
+    """(dataset, model) -> the authors' A100 training seconds per epoch."""
+    text = resources.files("benchmark.report").joinpath("paper/timings.csv").read_text()
+    return {(row["dataset"], row["model"]): float(row["train_seconds_per_epoch"]) for row in csv.DictReader(text.splitlines())}
+
+
+class _Timed:
+    """One model's trainer and the seconds measured for it so far."""
+
+    def __init__(self, name: str, dataset: str, data_root: Path, encoder: str | None, device: torch.device, overrides: dict[str, Any] | None, profile: Profile | None, train_config: TrainConfig, out: Path):
+        self.entry = get_model(name)
+        config = self.entry.config(profile.model_overrides(self.entry, overrides) if profile else overrides)
+        self.train_config = replace(train_config, learning_rate=float(config["learning_rate"]))
+        self.splits, info, self.provenance = load_dataset(data_root, dataset, encoder, needs_text=self.entry.needs_text, device=str(device), users=train_config.user_subsample)
+        seed_everything(self.train_config.seed)
+        self.model = self.entry.cls(config, info)
+        self.trainer = Trainer(self.model, self.splits, self.train_config, out, device, progress=False)
+        self.order = torch.randperm(len(self.trainer.splits.train), generator=torch.Generator().manual_seed(self.train_config.seed)).to(device)
+        self.device = device
+        self.done = 0
+        self.step_times: list[float] = []
+        self.eval_times: list[float] = []
+
+    def steps(self, count: int, *, record: bool = True) -> None:
+        batch = self.train_config.batch_size
+        self.model.train()
+        for _ in range(count):
+            index = self.order[(self.done * batch) % len(self.order) :][:batch]
+            self.done += 1
+            _sync(self.device)
+            start = time.perf_counter()
+            self.trainer.step(index)
+            _sync(self.device)
+            if record:
+                self.step_times.append(time.perf_counter() - start)
+
+    def evaluate(self) -> None:
+        start = time.perf_counter()
+        self.trainer.evaluate("valid")
+        _sync(self.device)
+        self.eval_times.append(time.perf_counter() - start)
+
+
+def bench(
+    model_names: list[str],
+    dataset: str,
+    *,
+    data_root: Path,
+    encoder: str | None = None,
+    device: str | None = None,
+    steps: int = 5,
+    rounds: int = 1,
+    overrides: dict[str, Any] | None = None,
+    profile: Profile | None = None,
+    train_config: TrainConfig | None = None,
+    results_dir: Path | None = Path("results/bench"),
+) -> list[dict[str, Any]]:
+    """Median seconds per training step (over `rounds` x `steps` timed steps) and per full-sort eval.
+
+    `ratio_to_first` is each model's epoch time over the first model's, measured in the same rounds.
+    A `profile` adds its size options to every model that has them (its budget is in `train_config`).
+    """
+    if not model_names:
+        raise TedbenchError("bench: no model given")
     torch_device = pick_device(device)
-    splits, info, provenance = load_dataset(data_root, dataset, encoder, needs_text=entry.needs_text, device=str(torch_device))
-    seed_everything(train_config.seed)
-    model = entry.cls(config, info)
+    train_config = train_config or TrainConfig()
+    authors = authors_epoch_seconds()
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(model, splits, train_config, Path(tmp), torch_device, progress=False)
-        if torch_device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(torch_device)
-        order = torch.randperm(len(trainer.splits.train), generator=torch.Generator().manual_seed(train_config.seed)).to(torch_device)
-        batch = train_config.batch_size
-        times = []
-        for i in range(WARMUP_STEPS + steps):
-            index = order[(i * batch) % len(order) :][:batch]
-            _sync(torch_device)
-            start = time.perf_counter()
-            trainer.step(index)
-            _sync(torch_device)
-            if i >= WARMUP_STEPS:
-                times.append(time.perf_counter() - start)
-        eval_times = []
+        timed = [_Timed(name, dataset, data_root, encoder, torch_device, overrides, profile, train_config, Path(tmp) / name) for name in model_names]
+        for item in timed:
+            item.steps(WARMUP_STEPS, record=False)
+        for _ in range(rounds):
+            for item in timed:
+                item.steps(steps)
         for _ in range(EVAL_REPEATS):
-            start = time.perf_counter()
-            trainer.evaluate("valid")
-            _sync(torch_device)
-            eval_times.append(time.perf_counter() - start)
-    step_seconds = statistics.median(times)
-    steps_per_epoch = -(-len(splits.train) // batch)
-    result = {
-        "model": entry.name,
+            for item in timed:
+                item.evaluate()
+        rows = [_row(item, dataset, torch_device, steps, rounds, authors) for item in timed]
+    for row in rows:
+        row["ratio_to_first"] = round(row["epoch_seconds"] / rows[0]["epoch_seconds"], 3)
+        if results_dir is not None:
+            _append_csv(Path(results_dir) / f"{row['device']}.csv", row)
+    return rows
+
+
+def _row(item: _Timed, dataset: str, device: torch.device, steps: int, rounds: int, authors: dict[tuple[str, str], float]) -> dict[str, Any]:
+    step_seconds = statistics.median(item.step_times)
+    batch = item.train_config.batch_size
+    steps_per_epoch = -(-len(item.splits.train) // batch)
+    epoch_seconds = step_seconds * steps_per_epoch
+    paper = authors.get((dataset, item.entry.name))
+    return {
+        "model": item.entry.name,
         "dataset": dataset,
-        "encoder": provenance.get("encoder"),
-        "device": device_slug(torch_device),
-        "amp": train_config.amp,
-        "tf32": train_config.tf32,
-        "compile": train_config.compile,
+        "encoder": item.provenance.get("encoder"),
+        "device": device_slug(device),
+        "amp": item.train_config.amp,
+        "tf32": item.train_config.tf32,
+        "compile": item.train_config.compile,
         "batch_size": batch,
-        "timed_steps": steps,
+        "timed_steps": steps * rounds,
         "step_seconds": round(step_seconds, 4),
         "sequences_per_second": round(batch / step_seconds, 1),
         "steps_per_epoch": steps_per_epoch,
-        "epoch_seconds": round(step_seconds * steps_per_epoch, 2),
-        "eval_seconds": round(statistics.median(eval_times), 4),
-        "eval_users": len(splits.valid),
-        "peak_memory_mib": round(_peak_memory_mib(torch_device), 1),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "epoch_seconds": round(epoch_seconds, 2),
+        "authors_a100_epoch_seconds": paper,
+        "speedup_vs_authors": round(paper / epoch_seconds, 2) if paper else None,
+        "eval_seconds": round(statistics.median(item.eval_times), 4),
+        "eval_users": len(item.splits.valid),
+        "peak_memory_mib": round(_peak_memory_mib(device), 1),
+        "trainable_parameters": sum(p.numel() for p in item.model.parameters() if p.requires_grad),
         **environment(),
     }
-    _append_csv(Path(results_dir) / f"{result['device']}.csv", result)
-    return result
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import torch
 
 from benchmark import __version__
 from benchmark.data.prepare import processed_dir
+from benchmark.data.process import user_subsample
 from benchmark.data.splits import Splits, build_splits
 from benchmark.data.store import load_manifest, load_sequences
 from benchmark.engine.trainer import TrainConfig, Trainer
@@ -33,8 +34,11 @@ def pick_device(name: str | None) -> torch.device:
     return device
 
 
-def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_text: bool, max_len: int = 50, device: str | None = None) -> tuple[Splits, DatasetInfo, dict[str, Any]]:
-    """Splits, model-facing dataset info (with the item-text matrix when needed) and provenance."""
+def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_text: bool, max_len: int = 50, device: str | None = None, users: int | None = None) -> tuple[Splits, DatasetInfo, dict[str, Any]]:
+    """Splits, model-facing dataset info (with the item-text matrix when needed) and provenance.
+
+    `users` keeps a fixed seeded subsample of that many users (`user_subsample`); items are unchanged.
+    """
     folder = processed_dir(data_root, dataset)
     seqs = load_sequences(folder)
     provenance: dict[str, Any] = {"dataset": dataset, "dataset_manifest": load_manifest(folder)["source_files"]}
@@ -44,6 +48,8 @@ def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_te
         result = embed_texts(seqs.item_text, encoder, cache_dir=Path(data_root) / "embeddings" / dataset, device=device)
         text = torch.from_numpy(result.matrix)
         provenance.update(encoder=encoder, embedding_key=result.key)
+    if users is not None:
+        seqs = seqs.subset(user_subsample(seqs.n_users, users))
     return build_splits(seqs, max_len), DatasetInfo(n_items=seqs.n_items, max_len=max_len, item_text=text), provenance
 
 
@@ -56,19 +62,20 @@ def environment() -> dict[str, Any]:
     return info
 
 
-def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, progress: bool = True, on_epoch=None, tag: str | None = None) -> dict[str, Any]:
+def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, progress: bool = True, on_epoch=None, tag: str | None = None, profile: str | None = None) -> dict[str, Any]:
     """Train and evaluate one model; writes config.json, log.jsonl, metrics.json and the ranks."""
     entry = get_model(model_name)
     model_config = entry.config(overrides)
     train_config = train_config or TrainConfig()
     train_config.learning_rate = float(model_config["learning_rate"])
     torch_device = pick_device(device)
-    splits, info, provenance = load_dataset(data_root, dataset, encoder, needs_text=entry.needs_text, device=str(torch_device))
+    splits, info, provenance = load_dataset(data_root, dataset, encoder, needs_text=entry.needs_text, device=str(torch_device), users=train_config.user_subsample)
     torch.manual_seed(train_config.seed)
     model = entry.cls(model_config, info)
     resolved = {
         "model": entry.name,
         "tag": tag,
+        "profile": profile,
         "model_config": model_config,
         "train_config": asdict(train_config),
         "device": str(torch_device),

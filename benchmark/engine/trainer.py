@@ -42,6 +42,7 @@ class TrainConfig:
     compile: bool = False
     memory_cap: int = DEFAULT_MEMORY_CAP
     max_steps_per_epoch: int | None = None  # for quick checks; None = the whole training split
+    user_subsample: int | None = None  # a fixed seeded subsample of users (reduced profiles); None = all
 
 
 @dataclass

@@ -15,11 +15,13 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from benchmark.data.process import user_subsample
 from benchmark.fsutil import atomic_path
 from benchmark.report.runs import Cell, RunIndex, describe_profile
 from benchmark.report.tables import OURS, SHORT_METRICS, main_models, metric_label
 
-ABLATIONS = ("full", "w/o MM", "w/o AG", "w/o IF", "w/o TF")
+# Fig. 3 variants: run tag -> the paper's label ("full" = tagged 'full', else the main TedRec runs).
+ABLATIONS = {"full": "TedRec", "wo-MM": "w/o MM", "wo-AG": "w/o AG", "wo-IF": "w/o IF", "wo-TF": "w/o TF"}
 # Fig. 5 user groups: training-history length (sequence length - 2) in [lo, hi); the last is open.
 GROUP_EDGES = (0, 5, 10, 20, 50, 100, 200)
 RC = {"svg.hashsalt": "tedbench", "svg.fonttype": "path", "font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7}
@@ -49,9 +51,9 @@ def save(fig: Figure, base: Path) -> list[Path]:
 
 
 def fig3_ablation(index: RunIndex, *, encoder: str | None, tag: str | None) -> Figure:
-    """TedRec variants (runs tagged 'w/o MM' ...; 'full' = tagged 'full', else the main TedRec runs)."""
+    """TedRec variants (runs tagged 'wo-MM' ...; 'full' = tagged 'full', else the main TedRec runs)."""
     variants = {d: {v: _variant(index, d, v, encoder, tag) for v in ABLATIONS} for d in index.datasets()}
-    datasets = [d for d, cells in variants.items() if any(cells[v] for v in ABLATIONS[1:])]
+    datasets = [d for d, cells in variants.items() if any(cells[v] for v in list(ABLATIONS)[1:])]
     fig, axes = _panels(len(datasets))
     width = 0.8 / len(ABLATIONS)
     for ax, d in zip(axes, datasets):
@@ -59,14 +61,14 @@ def fig3_ablation(index: RunIndex, *, encoder: str | None, tag: str | None) -> F
         for i, v in enumerate(ABLATIONS):
             if cells[v] is not None:
                 x = np.arange(len(SHORT_METRICS)) + (i - (len(ABLATIONS) - 1) / 2) * width
-                ax.bar(x, [cells[v].mean(m) for m in SHORT_METRICS], width, yerr=[cells[v].std(m) or 0 for m in SHORT_METRICS], label=v)
-        missing = [v for v in ABLATIONS if cells[v] is None]
+                ax.bar(x, [cells[v].mean(m) for m in SHORT_METRICS], width, yerr=[cells[v].std(m) or 0 for m in SHORT_METRICS], label=ABLATIONS[v])
+        missing = [ABLATIONS[v] for v in ABLATIONS if cells[v] is None]
         ax.set_title(d + (f" (missing: {', '.join(missing)})" if missing else ""))
         ax.set_xticks(np.arange(len(SHORT_METRICS)), [metric_label(m) for m in SHORT_METRICS])
         ax.set_ylabel("test metric (mean over seeds)")
         ax.legend()
     used = [c for cells in variants.values() for c in cells.values() if c is not None]
-    _title(fig, "Fig. 3: ablation of TedRec (test set)", datasets, f"no ablation runs (TedRec tagged {', '.join(ABLATIONS[1:])})", used)
+    _title(fig, "Fig. 3: ablation of TedRec (test set)", datasets, f"no ablation runs (TedRec tagged {', '.join(list(ABLATIONS)[1:])})", used)
     return fig
 
 
@@ -102,6 +104,7 @@ def fig5_user_groups(index: RunIndex, data_root: Path, *, encoder: str | None, t
         problem = "no SASRec runs" if base is None else None if offsets.exists() else f"missing {offsets}"
         if problem is None:
             lengths = np.diff(np.load(offsets, allow_pickle=False)) - 2
+            lengths = lengths[user_subsample(len(lengths), base.runs[0].config["train_config"].get("user_subsample"))]
             problem = None if len(lengths) == base.n_users else f"offsets.npy has {len(lengths):,} users, runs {base.n_users:,}"
         if problem is not None:
             ax.set_title(f"{d}: {problem}")

@@ -21,7 +21,7 @@ from benchmark.metrics import per_user_metrics
 CellKey = tuple[str, str, str | None, str | None]
 
 PAPER_DATASETS = ("ml-1m", "OR", "Office", "Food", "Movies")
-PAPER_BUDGET = {"epochs": 300, "patience": 10, "batch_size": 2048, "max_steps_per_epoch": None}
+PAPER_BUDGET = {"epochs": 300, "patience": 10, "batch_size": 2048, "max_steps_per_epoch": None, "user_subsample": None}
 # Used for Tables 3-4 and the figures when no encoder is named: the paper's, then the offline default.
 PREFERRED_ENCODERS = ("bert-cls", "minilm")
 

@@ -1,0 +1,134 @@
+"""`tedbench pipeline --suite NAME`: prepare -> embed -> tune -> train (seeds) -> report, in one process.
+
+The same steps as `dvc.yaml`'s stages, for machines without DVC and for the bundled demo. Every step
+is skipped when its output is already complete for the same request, and an interrupted training run
+resumes from its last checkpoint, so re-running the command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from benchmark.data.prepare import prepare_if_missing
+from benchmark.engine.run import train
+from benchmark.engine.trainer import TrainConfig
+from benchmark.profiles import Suite
+from benchmark.registry import get_model
+from benchmark.report.build import build_report
+from benchmark.tune import TuneSpec, default_storage, tune
+
+ABLATED_MODEL = "TedRec"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One training run of a suite."""
+
+    dataset: str
+    model: str
+    seed: int
+    encoder: str | None
+    tag: str | None = None
+    extra: tuple[tuple[str, Any], ...] = ()  # ablation options on top of the tuned ones
+    variant: str | None = None  # folder suffix of runs that differ only by their text encoder
+
+    def folder(self, runs_root: Path) -> Path:
+        """<runs_root>/<dataset>/<model>[@<tag>][~<encoder>]/seed<N>, the layout of `dvc.yaml` too."""
+        name = self.model + (f"@{self.tag}" if self.tag else "") + (f"~{self.variant}" if self.variant else "")
+        return Path(runs_root) / self.dataset / name / f"seed{self.seed}"
+
+
+def requests(suite: Suite) -> list[RunRequest]:
+    """Every training run of the suite: models x seeds, TedRec's ablations and extra encoders."""
+    runs = []
+    for dataset in suite.datasets:
+        for model in suite.models:
+            encoder = suite.encoder if get_model(model).needs_text else None
+            runs += [RunRequest(dataset, model, seed, encoder) for seed in suite.seeds]
+        for ablation in suite.ablations:
+            runs += [RunRequest(dataset, ABLATED_MODEL, seed, suite.encoder, ablation.tag, tuple(ablation.overrides.items())) for seed in suite.seeds]
+        for encoder in suite.encoders:
+            runs += [RunRequest(dataset, ABLATED_MODEL, seed, encoder, variant=encoder) for seed in suite.seeds]
+    return runs
+
+
+def best_params_path(results_root: Path, dataset: str, model: str) -> Path:
+    return Path(results_root) / "best_params" / dataset / f"{model}.json"
+
+
+def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: Path, results_root: Path, trials_root: Path, device: str | None = None, log=print) -> dict[str, Any]:
+    """Run every step of `suite`; returns the report's summary plus the wall seconds of each step.
+
+    Writes results_root/{best_params,tuning,runs,tables,figures,metrics.json} (the layout of `dvc.yaml`);
+    the tuning trials' own run folders go to `trials_root`.
+    """
+    runs_root = Path(results_root) / "runs"
+    seconds: dict[str, float] = {}
+    profile = suite.profile
+    log(f"suite {suite.name}: profile {profile.name} -- {profile.description}")
+    base = profile.train_config(TrainConfig())
+
+    started = time.monotonic()
+    for dataset in suite.datasets:
+        prepare_if_missing(dataset, data_root=data_root, mirror=mirror, raw_root=raw_root)
+    seconds["prepare"] = time.monotonic() - started
+
+    started = time.monotonic()
+    for dataset in suite.datasets:
+        for model in suite.tuned:
+            entry = get_model(model)
+            if best_params_path(results_root, dataset, model).exists():
+                continue
+            log(f"tune {model} on {dataset}")
+            tune(TuneSpec(
+                model=model,
+                dataset=dataset,
+                storage=default_storage(results_root, dataset, model),
+                encoder=suite.encoder,  # as dvc.yaml's tune stage: part of the study's name for every model
+                device=device,
+                data_root=data_root,
+                runs_root=Path(trials_root),
+                results_root=results_root,
+                train_config=base,
+                overrides=profile.model_overrides(entry),
+                progress=False,
+            ))
+    seconds["tune"] = time.monotonic() - started
+
+    started = time.monotonic()
+    for request in requests(suite):
+        _train_one(request, suite, base, data_root=data_root, runs_root=runs_root, results_root=results_root, device=device, log=log)
+    seconds["train"] = time.monotonic() - started
+
+    started = time.monotonic()
+    summary = build_report(runs_root, data_root, results_root)
+    seconds["report"] = time.monotonic() - started
+    return {**summary, "suite": suite.name, "profile": profile.name, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def _train_one(request: RunRequest, suite: Suite, base: TrainConfig, *, data_root: Path, runs_root: Path, results_root: Path, device: str | None, log) -> None:
+    entry = get_model(request.model)
+    tuned = best_params_path(results_root, request.dataset, request.model)
+    explicit = json.loads(tuned.read_text())["params"] if tuned.exists() else {}
+    overrides = {**suite.profile.model_overrides(entry, explicit), **dict(request.extra)}
+    config = replace(base, seed=request.seed)
+    out = request.folder(runs_root)
+    if _complete(out, entry.config(overrides), config):
+        return
+    resume = (out / "checkpoints" / "last.pt").exists()
+    log(f"train {request.model}{' ' + request.tag if request.tag else ''} on {request.dataset}, seed {request.seed}{' (resumed)' if resume else ''}")
+    train(request.model, request.dataset, data_root=data_root, out=out, encoder=request.encoder, device=device, overrides=overrides,
+          train_config=config, resume=resume, progress=False, tag=request.tag, profile=suite.profile.name)
+
+
+def _complete(out: Path, model_config: dict[str, Any], train_config: TrainConfig) -> bool:
+    """A finished run of exactly this configuration is already in `out`."""
+    if not (out / "metrics.json").exists() or not (out / "config.json").exists():
+        return False
+    stored = json.loads((out / "config.json").read_text())
+    wanted = asdict(replace(train_config, learning_rate=float(model_config["learning_rate"])))
+    return stored["model_config"] == model_config and stored["train_config"] == wanted
