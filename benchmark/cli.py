@@ -290,7 +290,10 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
         trials_root=Path(args.trials_dir or Path("runs") / suite.name / "tune"),
         device=args.device,
     )
-    print((results / "tables" / "table3.md").read_text())
+    table, _, caption = (results / "tables" / "table3.md").read_text().partition("\n\n")
+    rows = table.splitlines()
+    print("\n".join(rows[:2] + [row for row in rows[2:] if row.split("|")[1].strip() in suite.datasets]))
+    print(f"\n{caption}")
     print(f"profile {suite.profile.name}: {suite.profile.description}")
     print(f"tables: {results / 'tables'}  figures: {results / 'figures'}  seconds per stage: {summary['seconds']}")
 

@@ -148,7 +148,7 @@ def _panels(n: int) -> tuple[Figure, Iterator[Axes]]:
 
 def _title(fig: Figure, title: str, datasets: list[str], empty: str, cells: list[Cell]) -> None:
     """The figure title, or what is missing; the run profile below it."""
-    profile = textwrap.fill(f"Run profile: {describe_profile(cells)}", width=60 * max(1, len(datasets)))
+    profile = textwrap.fill(f"Run profile: {describe_profile(cells)}", width=55 + 40 * max(0, len(datasets) - 1))
     fig.suptitle(f"{title if datasets else f'{title}: {empty}'}\n{profile}")
 
 
