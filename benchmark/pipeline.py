@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.data.prepare import prepare_if_missing
-from benchmark.engine.run import train
+from benchmark.engine.run import is_finished, resolve_configs, train
 from benchmark.engine.trainer import TrainConfig
 from benchmark.profiles import Suite
 from benchmark.registry import get_model
@@ -117,18 +117,9 @@ def _train_one(request: RunRequest, suite: Suite, base: TrainConfig, *, data_roo
     overrides = {**suite.profile.model_overrides(entry, explicit), **dict(request.extra)}
     config = replace(base, seed=request.seed)
     out = request.folder(runs_root)
-    if _complete(out, entry.config(overrides), config):
+    if is_finished(out, *resolve_configs(entry, overrides, config)):
         return
     resume = (out / "checkpoints" / "last.pt").exists()
     log(f"train {request.model}{' ' + request.tag if request.tag else ''} on {request.dataset}, seed {request.seed}{' (resumed)' if resume else ''}")
     train(request.model, request.dataset, data_root=data_root, out=out, encoder=request.encoder, device=device, overrides=overrides,
           train_config=config, resume=resume, progress=False, tag=request.tag, profile=suite.profile.name)
-
-
-def _complete(out: Path, model_config: dict[str, Any], train_config: TrainConfig) -> bool:
-    """A finished run of exactly this configuration is already in `out`."""
-    if not (out / "metrics.json").exists() or not (out / "config.json").exists():
-        return False
-    stored = json.loads((out / "config.json").read_text())
-    wanted = asdict(replace(train_config, learning_rate=float(model_config["learning_rate"])))
-    return stored["model_config"] == model_config and stored["train_config"] == wanted

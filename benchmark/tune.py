@@ -240,7 +240,7 @@ def _run_trial(name: str, storage: optuna.storages.RDBStorage, trial_id: int, en
         try:
             metrics = train(
                 entry.name, spec.dataset, data_root=spec.data_root, out=out, encoder=spec.encoder, device=spec.device,
-                overrides={**spec.overrides, **params}, train_config=TrainConfig(**vars(spec.train_config)), progress=False, on_epoch=report,
+                overrides={**spec.overrides, **params}, train_config=spec.train_config, progress=False, on_epoch=report,
             )
         except optuna.TrialPruned:
             return study.tell(trial, state=TrialState.PRUNED)

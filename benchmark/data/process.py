@@ -56,8 +56,8 @@ class Sequences:
         """These users' sequences, in the given order; item ids and texts unchanged (all items stay candidates)."""
         lengths = self.lengths()[users]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        items = np.concatenate([self.items[self.offsets[u] : self.offsets[u + 1]] for u in users]) if len(users) else self.items[:0]
-        return Sequences(items, offsets, [self.user_tokens[u] for u in users], self.item_tokens, self.item_text)
+        source = np.repeat(self.offsets[users] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return Sequences(self.items[source], offsets, [self.user_tokens[u] for u in users], self.item_tokens, self.item_text)
 
 
 USER_SUBSAMPLE_SEED = 2020  # one fixed subsample for every training seed, so runs stay paired by user

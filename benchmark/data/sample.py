@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.data.fetch import resolve
-from benchmark.data.readers._common import line_error, read_bytes
+from benchmark.data.readers._common import decode_text, line_error, read_bytes
 from benchmark.data.readers.online_retail import COLUMNS
 from benchmark.data.sources import get_source
 from benchmark.errors import TedbenchError
@@ -69,10 +69,7 @@ def _records(text: str, name: object) -> tuple[str, list[tuple[str, str, str]]]:
 def sample_csv(data: bytes, invoices: int, seed: int, items: int | None = None, name: object = "<csv>") -> tuple[bytes, dict[str, int]]:
     """The rows of `invoices` seeded-random invoices (and `items` stock codes) of an Online Retail
     CSV, unchanged and in file order, under the file's header."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise line_error(name, data.count(b"\n", 0, exc.start) + 1, "not valid utf-8 text") from None
+    text = decode_text(data, name)
     header, records = _records(text, name)
     all_invoices = {invoice for invoice, _, _ in records}
     all_items = {stock for _, stock, _ in records}

@@ -15,7 +15,6 @@ import statistics
 import tempfile
 import time
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from benchmark.engine.trainer import TrainConfig, Trainer, seed_everything
 from benchmark.errors import TedbenchError
 from benchmark.profiles import Profile
 from benchmark.registry import get_model
+from benchmark.report.tables import paper_data
 
 WARMUP_STEPS = 2
 EVAL_REPEATS = 3
@@ -36,7 +36,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def _peak_memory_mib(device: torch.device) -> float:
+    """GPU: peak allocated since the last reset. CPU: the process's peak RSS so far (it cannot be reset,
+    so with several models it is the largest of them and those timed before)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -48,9 +55,8 @@ def device_slug(device: torch.device) -> str:
 
 
 def authors_epoch_seconds() -> dict[tuple[str, str], float]:
-    """(dataset, model) -> the authors' A100 training seconds per epoch."""
-    text = resources.files("benchmark.report").joinpath("paper/timings.csv").read_text()
-    return {(row["dataset"], row["model"]): float(row["train_seconds_per_epoch"]) for row in csv.DictReader(text.splitlines())}
+    """(dataset, model) -> the authors' A100 training seconds per epoch (the report's transcription)."""
+    return paper_data("timings").set_index(["dataset", "model"])["train_seconds_per_epoch"].to_dict()
 
 
 class _Timed:
@@ -67,12 +73,14 @@ class _Timed:
         self.order = torch.randperm(len(self.trainer.splits.train), generator=torch.Generator().manual_seed(self.train_config.seed)).to(device)
         self.device = device
         self.done = 0
+        self.peak_mib = 0.0
         self.step_times: list[float] = []
         self.eval_times: list[float] = []
 
     def steps(self, count: int, *, record: bool = True) -> None:
         batch = self.train_config.batch_size
         self.model.train()
+        _reset_peak_memory(self.device)
         for _ in range(count):
             index = self.order[(self.done * batch) % len(self.order) :][:batch]
             self.done += 1
@@ -82,12 +90,15 @@ class _Timed:
             _sync(self.device)
             if record:
                 self.step_times.append(time.perf_counter() - start)
+        self.peak_mib = max(self.peak_mib, _peak_memory_mib(self.device))
 
     def evaluate(self) -> None:
+        _reset_peak_memory(self.device)
         start = time.perf_counter()
         self.trainer.evaluate("valid")
         _sync(self.device)
         self.eval_times.append(time.perf_counter() - start)
+        self.peak_mib = max(self.peak_mib, _peak_memory_mib(self.device))
 
 
 def bench(
@@ -156,7 +167,7 @@ def _row(item: _Timed, dataset: str, device: torch.device, steps: int, rounds: i
         "speedup_vs_authors": round(paper / epoch_seconds, 2) if paper else None,
         "eval_seconds": round(statistics.median(item.eval_times), 4),
         "eval_users": len(item.splits.valid),
-        "peak_memory_mib": round(_peak_memory_mib(device), 1),
+        "peak_memory_mib": round(item.peak_mib, 1),
         "trainable_parameters": sum(p.numel() for p in item.model.parameters() if p.requires_grad),
         **environment(),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import write_json
 from benchmark.model import DatasetInfo
-from benchmark.registry import get_model
+from benchmark.registry import ModelEntry, get_model
 from benchmark.text.embed import embed_texts
 
 DEFAULT_ENCODER = "minilm"
@@ -62,12 +62,25 @@ def environment() -> dict[str, Any]:
     return info
 
 
+def resolve_configs(entry: ModelEntry, overrides: dict[str, Any] | None, train_config: TrainConfig) -> tuple[dict[str, Any], TrainConfig]:
+    """The model's options and the training budget a run records (its learning rate is the model's)."""
+    model_config = entry.config(overrides)
+    return model_config, replace(train_config, learning_rate=float(model_config["learning_rate"]))
+
+
+def is_finished(out: Path, model_config: dict[str, Any], train_config: TrainConfig) -> bool:
+    """`out` holds a finished run of exactly these (resolved) options and budget."""
+    out = Path(out)
+    if not (out / "metrics.json").exists() or not (out / "config.json").exists():
+        return False
+    stored = json.loads((out / "config.json").read_text())
+    return stored["model_config"] == model_config and stored["train_config"] == asdict(train_config)
+
+
 def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, progress: bool = True, on_epoch=None, tag: str | None = None, profile: str | None = None) -> dict[str, Any]:
     """Train and evaluate one model; writes config.json, log.jsonl, metrics.json and the ranks."""
     entry = get_model(model_name)
-    model_config = entry.config(overrides)
-    train_config = train_config or TrainConfig()
-    train_config.learning_rate = float(model_config["learning_rate"])
+    model_config, train_config = resolve_configs(entry, overrides, train_config or TrainConfig())
     torch_device = pick_device(device)
     splits, info, provenance = load_dataset(data_root, dataset, encoder, needs_text=entry.needs_text, device=str(torch_device), users=train_config.user_subsample)
     torch.manual_seed(train_config.seed)

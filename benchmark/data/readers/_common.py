@@ -41,14 +41,18 @@ def read_bytes(path: PathLike) -> bytes:
             raise TedbenchError(f"{path}: corrupt or truncated gzip file ({exc})") from None
 
 
-def decode_lines(data: bytes, name: object, encoding: str = "utf-8") -> list[str]:
-    """Split bytes into text lines (no line ends); a final newline adds no empty line."""
+def decode_text(data: bytes, name: object, encoding: str = "utf-8") -> str:
+    """`data` decoded; an undecodable byte is an error naming its line."""
     try:
-        text = data.decode(encoding)
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise line_error(name, line, f"not valid {encoding} text") from None
-    lines = text.replace("\r\n", "\n").split("\n")
+
+
+def decode_lines(data: bytes, name: object, encoding: str = "utf-8") -> list[str]:
+    """Split bytes into text lines (no line ends); a final newline adds no empty line."""
+    lines = decode_text(data, name, encoding).replace("\r\n", "\n").split("\n")
     if lines[-1] == "":
         lines.pop()
     return lines

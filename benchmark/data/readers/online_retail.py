@@ -22,7 +22,7 @@ from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
 from benchmark.data.raw import RawInteractions
-from benchmark.data.readers._common import PathLike, line_error, parse_float, read_bytes
+from benchmark.data.readers._common import PathLike, decode_text, line_error, parse_float, read_bytes
 from benchmark.errors import TedbenchError
 
 COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
@@ -33,10 +33,7 @@ RDA_OBJECT = "onlineretail"
 def read_or_csv(path: PathLike) -> RawInteractions:
     """The CSV form (``data-utf8.csv``, plain or .gz), dates as ``M/D/YYYY H:MM``."""
     data = read_bytes(path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise line_error(path, data.count(b"\n", 0, exc.start) + 1, "not valid utf-8 text") from None
+    text = decode_text(data, path)
     reader = csv.reader(io.StringIO(text, newline=None))
     if tuple(next(reader, ())) != COLUMNS:
         raise line_error(path, 1, f"expected the header {','.join(COLUMNS)}")
