@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it onto `final` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())
@@ -42,12 +43,12 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary directory beside `final`; it replaces `final` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(final), suffix=".tmp", dir=final.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
+            old = final.with_name(f"{_staging_prefix(final)}old.tmp")
             _rmtree(old)
             os.replace(final, old)
             os.replace(tmp, final)
@@ -56,6 +57,52 @@ def atomic_dir(final: Path) -> Iterator[Path]:
             os.replace(tmp, final)
     finally:
         _rmtree(tmp)
+
+
+_STAGING = re.compile(r"^\.(?P<name>.+)\.pid(?P<pid>\d+)\.(?P<rest>.*)\.tmp$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def _staging_prefix(final: Path) -> str:
+    """Hidden staging names carry the writer's pid, so a later run can tell an orphan from live work."""
+    return f".{final.name}.pid{os.getpid()}."
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_orphans(folder: Path) -> list[Path]:
+    """Remove staging files and folders under `folder` whose writing process is gone; returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.rglob(".*.tmp"), key=lambda p: len(p.parts)):
+        match = _STAGING.match(path.name)
+        if match and int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])) and (path.exists() or path.is_symlink()):
+            _rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            removed.append(path)
+    return removed
+
+
+def safe_name(name: str, what: str) -> str:
+    """`name` if it is a safe slug for a folder name (letters, digits, `._+-`, not starting with a dot).
+
+    Raises TedbenchError otherwise, so no name can resolve outside its root or onto the root itself.
+    """
+    from benchmark.errors import TedbenchError
+
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or name in {".", ".."} or ".." in name:
+        raise TedbenchError(f"{what} {name!r}: use 1-128 letters, digits, '.', '_', '+' or '-', not starting with '.' or containing '..'")
+    return name
 
 
 def _umask() -> int:
