@@ -193,6 +193,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     _print_json({"out": str(out), **metrics})
 
 
+def cmd_verify(args: argparse.Namespace) -> None:
+    import shlex
+
+    from benchmark.verify import verify
+
+    if args.seeds < 1:
+        raise TedbenchError(f"--seeds must be at least 1, not {args.seeds}")
+    seeds = [args.seed + i for i in range(args.seeds)]
+    work = Path(args.work or Path("runs") / "verify" / args.dataset / args.model / (args.profile or "paper"))
+    result = verify(
+        args.model,
+        args.dataset,
+        data_root=_data_root(args),
+        overrides=_model_overrides(args, args.model),
+        train_config=_train_config(args),
+        seeds=seeds,
+        profile=args.profile,
+        device=args.device or "cpu",
+        out=Path(args.out),
+        work=work,
+        command="tedbench " + shlex.join(args.argv),
+    )
+    _print_json(result)
+
+
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -439,6 +464,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true", help="store the measured metrics as the new references (on purpose)")
     p.set_defaults(func=cmd_regress)
 
+    p = sub.add_parser("verify", help="train tedbench's model and the reference implementation side by side (fidelity table)")
+    run_options(p)
+    p.add_argument("--against", choices=("recbole",), required=True, help="the reference: RecBole 1.2.1 (installed with --no-deps)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)")
+    p.add_argument("--out", default="results/fidelity", help="where the Markdown and CSV tables go")
+    p.add_argument("--work", help="run folders of both sides (default: runs/verify/DATASET/MODEL/PROFILE)")
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("bench", help="time training steps and full-sort evaluation")
     run_options(p)
     p.add_argument("--steps", type=int, default=5, help="timed training steps per round (after 2 warm-up steps)")
@@ -450,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
     except TedbenchError as exc:

@@ -1,0 +1,302 @@
+"""`tedbench verify --against recbole`: train tedbench's model and RecBole 1.2.1's on identical data and settings.
+
+Data: tedbench's processed sequences (after the profile's user subsample) are written as a RecBole atomic
+dataset: one `.inter` row per interaction with the position as timestamp, and a `.item` file listing every
+item id, so that both sides score the same N ids (items no kept user touches included). RecBole then applies
+its own sequential augmentation and leave-one-out split (`LS: valid_and_test`, order `TO`); before training,
+its train/valid/test rows, mapped back to tedbench's ids, must equal tedbench's rows exactly.
+
+Settings: the same model options, Adam learning rate, batch size, epoch budget, patience (RecBole's
+`stopping_step`), selection metric (valid NDCG@10) and full-sort evaluation; RecBole's Trainer trains whole
+epochs, so a profile's per-epoch step cap is dropped on both sides. Seeds s, s+1, ... seed each side in its own
+way. Output: a side-by-side Markdown table and CSVs (per-epoch loss and valid NDCG@10 as mean ± std over seeds,
+per-seed test metrics) and a verdict: the test NDCG@10 means differ by at most two standard errors.
+
+RecBole is imported only here, through the numpy 2 / pandas 3 shims of the checkout's `tests/recbole_compat.py`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.data.splits import Rows, Splits
+from benchmark.engine.run import load_dataset, resolve_configs, train
+from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
+from benchmark.errors import TedbenchError
+from benchmark.fsutil import write_text
+from benchmark.metrics import DEFAULT_KS
+from benchmark.registry import get_model
+
+COMPAT = Path(__file__).resolve().parents[1] / "tests" / "recbole_compat.py"
+ARCHITECTURE = ("hidden_size", "inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob",
+                "hidden_act", "layer_norm_eps", "initializer_range")
+FEAREC_OPTIONS = ("contrast", "sim", "tau", "lmd", "lmd_sem", "global_ratio", "dual_domain", "spatial_ratio", "std",
+                  "topk_factor", "fredom", "fredom_type")
+# tedbench model -> (RecBole model, the options passed through unchanged)
+RECBOLE_MODELS = {"SASRec": ("SASRec", ARCHITECTURE), "FEARec": ("FEARec", ARCHITECTURE + FEAREC_OPTIONS)}
+METRICS = tuple(f"{name}@{k}" for k in DEFAULT_KS for name in ("recall", "ndcg"))
+DATASET_NAME = "tedbench"
+
+
+@dataclass
+class SideRun:
+    """One seed of one side: per-epoch mean training loss and valid NDCG@10, the best epoch, test metrics."""
+
+    seed: int
+    loss: list[float] = field(default_factory=list)
+    valid: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    test: dict[str, float] = field(default_factory=dict)
+
+
+def import_recbole():
+    if not COMPAT.exists():
+        raise TedbenchError(f"tedbench verify runs from a source checkout: {COMPAT} (the RecBole shims) is missing")
+    spec = importlib.util.spec_from_file_location("tedbench_recbole_compat", COMPAT)
+    compat = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compat)
+    try:
+        return compat.import_recbole()
+    except ImportError as exc:
+        raise TedbenchError(f"RecBole 1.2.1 is not installed ({exc}): pip install --no-deps recbole==1.2.1 texttable") from exc
+
+
+# -- data -------------------------------------------------------------------------------------------
+def user_of(splits: Splits, rows: Rows) -> np.ndarray:
+    """Each row's user index (users in the order of their sequences)."""
+    return np.searchsorted(splits.valid.user_start.numpy(), rows.user_start.numpy())
+
+
+def write_atomic(splits: Splits, n_items: int, folder: Path) -> None:
+    """`folder/NAME.inter` (user, item, position as timestamp) and `folder/NAME.item` (every id 1..N−1)."""
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    items = splits.items.numpy()
+    for user, (start, last) in enumerate(zip(splits.valid.user_start.tolist(), splits.test.target_pos.tolist())):
+        lines.extend(f"{user}\t{item}\t{step}" for step, item in enumerate(items[start : last + 1].tolist()))
+    write_text(folder / f"{DATASET_NAME}.inter", "\n".join(lines) + "\n")
+    write_text(folder / f"{DATASET_NAME}.item", "item_id:token\n" + "".join(f"{i}\n" for i in range(1, n_items)))
+
+
+def row_table(user: np.ndarray, seq: np.ndarray, length: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rows [user, length, target, seq...] sorted lexicographically (a canonical multiset of rows)."""
+    table = np.column_stack([user, length, target, seq]).astype(np.int64)
+    return table[np.lexsort(table.T[::-1])]
+
+
+def check_same_rows(splits: Splits, recbole_splits: dict[str, Any]) -> None:
+    """RecBole's augmented train/valid/test rows, mapped back to tedbench ids, equal tedbench's rows."""
+    for name, data in recbole_splits.items():
+        feat = data.inter_feat
+        item_ids = np.array([0] + [int(t) for t in data.field2id_token["item_id"][1:]])
+        user_ids = np.array([-1] + [int(t) for t in data.field2id_token["user_id"][1:]])
+        seq = item_ids[feat["item_id_list"].numpy()]
+        theirs = row_table(user_ids[feat["user_id"].numpy()], seq, feat["item_length"].numpy(), item_ids[feat["item_id"].numpy()])
+        rows = getattr(splits, name)
+        ours_seq, ours_length, ours_target = (t.numpy() for t in splits.batch(rows))
+        ours = row_table(user_of(splits, rows), ours_seq, ours_length, ours_target)
+        if ours.shape != theirs.shape or not np.array_equal(ours, theirs):
+            raise TedbenchError(f"RecBole's {name} rows differ from tedbench's ({len(theirs)} vs {len(ours)} rows)")
+
+
+# -- RecBole side -----------------------------------------------------------------------------------
+def recbole_settings(model: str, model_config: dict[str, Any], train_config: TrainConfig, data_path: Path, max_len: int,
+                     seed: int, device: torch.device, work: Path) -> dict[str, Any]:
+    """RecBole's config_dict for the same model options, data and training budget."""
+    values = {key: model_config[key] for key in RECBOLE_MODELS[model][1]}
+    if values.get("contrast") == "none":
+        values["contrast"] = None  # the stock yaml: no contrastive term
+    return {
+        **values,
+        "data_path": str(data_path), "checkpoint_dir": str(work), "seed": seed, "reproducibility": True,
+        "use_gpu": device.type == "cuda", "gpu_id": str(device.index or 0) if device.type == "cuda" else "",
+        "load_col": None, "user_inter_num_interval": None, "item_inter_num_interval": None,
+        "MAX_ITEM_LIST_LENGTH": max_len,
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+        "loss_type": "CE", "train_neg_sample_args": None, "learner": "adam", "weight_decay": 0.0,
+        "learning_rate": train_config.learning_rate, "train_batch_size": train_config.batch_size,
+        "eval_batch_size": 4096, "epochs": train_config.epochs, "stopping_step": train_config.patience,
+        "eval_step": 1, "metrics": ["Recall", "NDCG"], "topk": list(DEFAULT_KS), "valid_metric": "NDCG@10",
+        "metric_decimal_place": 4, "show_progress": False, "save_dataset": False, "save_dataloaders": False,
+        "log_wandb": False,
+    }
+
+
+def recbole_config(model: str, settings: dict[str, Any]):
+    """RecBole's Config, built without the command line (its Config also reads `--key=value` from sys.argv)."""
+    import sys
+
+    from recbole.config import Config
+
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        return Config(model=RECBOLE_MODELS[model][0], dataset=DATASET_NAME, config_dict=settings)
+    finally:
+        sys.argv = argv
+
+
+def run_recbole(model: str, model_config: dict[str, Any], train_config: TrainConfig, data_path: Path,
+                splits: Splits, seed: int, device: torch.device, work: Path) -> SideRun:
+    import recbole.trainer.trainer as recbole_trainer
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model as recbole_model_class
+    from recbole.utils import init_seed
+
+    recbole_trainer.get_tensorboard = lambda logger: _Inert()  # nothing written outside `work`
+    config = recbole_config(model, recbole_settings(model, model_config, train_config, data_path, splits.max_len, seed,
+                                                    device, work))
+    init_seed(seed, True)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    check_same_rows(splits, {"train": train_data.dataset, "valid": valid_data.dataset, "test": test_data.dataset})
+    init_seed(seed, True)
+    net = recbole_model_class(RECBOLE_MODELS[model][0])(config, train_data.dataset).to(config["device"])
+    run = SideRun(seed)
+
+    class RecordingTrainer(recbole_trainer.Trainer):
+        def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+            total = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+            run.loss.append(float(total) / len(train_data))
+            return total
+
+        def _valid_epoch(self, valid_data, show_progress=False):
+            score, result = super()._valid_epoch(valid_data, show_progress)
+            run.valid.append(float(score))
+            return score, result
+
+    trainer = RecordingTrainer(config, net)
+    trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False)
+    best = torch.load(trainer.saved_model_file, map_location=config["device"], weights_only=False)  # RecBole's own file
+    net.load_state_dict(best["state_dict"])
+    run.best_epoch = int(best["epoch"])
+    result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+    run.test = {key.lower(): float(value) for key, value in result.items()}
+    return run
+
+
+class _Inert:
+    """A SummaryWriter that records nothing."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+# -- tedbench side ----------------------------------------------------------------------------------
+def run_tedbench(model: str, dataset: str, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
+                 seed: int, device: str, out: Path) -> SideRun:
+    metrics = train(model, dataset, data_root=data_root, out=out, device=device, overrides=overrides,
+                    train_config=replace(train_config, seed=seed), progress=False, tag="verify")
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    log = [record for record in log if record.get("stage") != "pretrain"]
+    return SideRun(seed, [r["loss_mean"] for r in log], [r["valid"][SELECTION_METRIC] for r in log],
+                   int(metrics["best_epoch"]), dict(metrics["test"]))
+
+
+# -- comparison -------------------------------------------------------------------------------------
+def mean_std(values: list[float]) -> tuple[float, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else math.nan
+
+
+def verdict(ours: list[SideRun], theirs: list[SideRun]) -> tuple[str, float, float]:
+    """(verdict, test NDCG@10 difference tedbench − RecBole, its standard error)."""
+    a = [r.test["ndcg@10"] for r in ours]
+    b = [r.test["ndcg@10"] for r in theirs]
+    difference = float(np.mean(a) - np.mean(b))
+    if len(a) < 2 or len(b) < 2:
+        return "undetermined (at least 2 seeds per side are needed for a standard error)", difference, math.nan
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    inside = abs(difference) <= 2 * se
+    return ("PASS: within two standard errors" if inside else "FAIL: more than two standard errors apart"), difference, se
+
+
+def epoch_rows(ours: list[SideRun], theirs: list[SideRun]) -> list[dict[str, Any]]:
+    rows = []
+    for epoch in range(max(len(r.loss) for r in ours + theirs)):
+        row: dict[str, Any] = {"epoch": epoch}
+        for side, runs in (("tedbench", ours), ("recbole", theirs)):
+            for key, attr in (("loss", "loss"), ("valid_ndcg@10", "valid")):
+                values = [getattr(r, attr)[epoch] for r in runs if len(getattr(r, attr)) > epoch]
+                row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"] = mean_std(values) if values else (math.nan, math.nan)
+            row[f"{side}_seeds"] = sum(len(r.loss) > epoch for r in runs)
+        rows.append(row)
+    return rows
+
+
+def _fmt(mean: float, std: float, digits: int) -> str:
+    if math.isnan(mean):
+        return "–"
+    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    header = list(rows[0])
+    lines = [",".join(header)] + [",".join("" if isinstance(v, float) and math.isnan(v) else str(v) for v in row.values()) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, stem: str, header: dict[str, Any], ours: list[SideRun], theirs: list[SideRun]) -> dict[str, Any]:
+    epochs = epoch_rows(ours, theirs)
+    tests = [{"side": side, "seed": r.seed, "best_epoch": r.best_epoch, **{m: r.test.get(m, math.nan) for m in METRICS}}
+             for side, runs in (("tedbench", ours), ("recbole", theirs)) for r in runs]
+    result, difference, se = verdict(ours, theirs)
+    md = [f"# Fidelity: {header['model']} on {header['dataset']}, tedbench vs RecBole 1.2.1", ""]
+    md += [f"- {key}: {value}" for key, value in header.items()]
+    md += ["", f"**Verdict: {result}.** Test NDCG@10 difference (tedbench − RecBole) {difference:+.4f}, "
+           f"standard error {se:.4f}." if not math.isnan(se) else f"**Verdict: {result}.** Test NDCG@10 difference {difference:+.4f}.", ""]
+    md += ["## Test metrics (best valid NDCG@10 checkpoint; mean ± std over seeds)", "",
+           "| metric | tedbench | RecBole |", "|---|---|---|"]
+    for metric in ("best_epoch",) + METRICS:
+        cells = [_fmt(*mean_std([row[metric] for row in tests if row["side"] == side]), 1 if metric == "best_epoch" else 4)
+                 for side in ("tedbench", "recbole")]
+        md.append(f"| {metric} | {cells[0]} | {cells[1]} |")
+    md += ["", "## Per epoch (mean ± std over the seeds still training)", "",
+           "| epoch | loss tedbench | loss RecBole | valid NDCG@10 tedbench | valid NDCG@10 RecBole | seeds |",
+           "|---|---|---|---|---|---|"]
+    for row in epochs:
+        md.append(f"| {row['epoch']} | {_fmt(row['tedbench_loss_mean'], row['tedbench_loss_std'], 4)} "
+                  f"| {_fmt(row['recbole_loss_mean'], row['recbole_loss_std'], 4)} "
+                  f"| {_fmt(row['tedbench_valid_ndcg@10_mean'], row['tedbench_valid_ndcg@10_std'], 4)} "
+                  f"| {_fmt(row['recbole_valid_ndcg@10_mean'], row['recbole_valid_ndcg@10_std'], 4)} "
+                  f"| {row['tedbench_seeds']} / {row['recbole_seeds']} |")
+    md += ["", "Per-seed rows: `" + f"{stem}.test.csv" + "`; per-epoch rows: `" + f"{stem}.epochs.csv" + "`.", ""]
+    write_text(out / f"{stem}.epochs.csv", _csv(epochs))
+    write_text(out / f"{stem}.test.csv", _csv(tests))
+    write_text(out / f"{stem}.md", "\n".join(md))
+    return {"verdict": result, "ndcg@10_difference": difference, "standard_error": None if math.isnan(se) else se,
+            "markdown": str(out / f"{stem}.md")}
+
+
+def verify(model: str, dataset: str, *, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
+           seeds: list[int], profile: str | None, device: str, out: Path, work: Path, command: str) -> dict[str, Any]:
+    """Train both sides for every seed and write the side-by-side report under `out`."""
+    if model not in RECBOLE_MODELS:
+        raise TedbenchError(f"--model {model}: verify --against recbole supports {', '.join(RECBOLE_MODELS)}")
+    import_recbole()
+    entry = get_model(model)
+    train_config = replace(train_config, max_steps_per_epoch=None)  # RecBole trains whole epochs
+    model_config, train_config = resolve_configs(entry, overrides, train_config)
+    splits, info, _ = load_dataset(data_root, dataset, None, needs_text=False, users=train_config.user_subsample)
+    data_path = work / "recbole-data"
+    write_atomic(splits, info.n_items, data_path / DATASET_NAME)
+    torch_device = torch.device(device)
+    ours, theirs = [], []
+    for seed in seeds:
+        ours.append(run_tedbench(model, dataset, data_root, overrides, train_config, seed, device, work / f"tedbench-seed{seed}"))
+        theirs.append(run_recbole(model, model_config, replace(train_config, seed=seed), data_path, splits, seed,
+                                  torch_device, work / f"recbole-seed{seed}"))
+    header = {"command": f"`{command}`", "profile": profile or "none (the paper's budget)", "seeds": ", ".join(map(str, seeds)),
+              "users": len(splits.test), "items": info.n_items - 1, "training rows": len(splits.train),
+              "model options": json.dumps({k: model_config[k] for k in RECBOLE_MODELS[model][1]}, sort_keys=True),
+              "training": f"Adam lr {train_config.learning_rate}, batch {train_config.batch_size}, up to {train_config.epochs} "
+                          f"epochs, patience {train_config.patience}, whole epochs", "device": str(torch_device),
+              "model": model, "dataset": dataset}
+    stem = f"{dataset}.{model}.{profile or 'paper'}"
+    return write_report(Path(out), stem, header, ours, theirs)
