@@ -66,7 +66,8 @@ def import_recbole():
     try:
         return compat.import_recbole()
     except ImportError as exc:
-        raise TedbenchError(f"RecBole 1.2.1 is not installed ({exc}): pip install --no-deps recbole==1.2.1 texttable") from exc
+        raise TedbenchError(f"RecBole 1.2.1 is not installed ({exc}): "
+                            "pip install --no-deps recbole==1.2.1 texttable") from exc
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -98,7 +99,8 @@ def check_same_rows(splits: Splits, recbole_splits: dict[str, Any]) -> None:
         item_ids = np.array([0] + [int(t) for t in data.field2id_token["item_id"][1:]])
         user_ids = np.array([-1] + [int(t) for t in data.field2id_token["user_id"][1:]])
         seq = item_ids[feat["item_id_list"].numpy()]
-        theirs = row_table(user_ids[feat["user_id"].numpy()], seq, feat["item_length"].numpy(), item_ids[feat["item_id"].numpy()])
+        theirs = row_table(user_ids[feat["user_id"].numpy()], seq, feat["item_length"].numpy(),
+                           item_ids[feat["item_id"].numpy()])
         rows = getattr(splits, name)
         ours_seq, ours_length, ours_target = (t.numpy() for t in splits.batch(rows))
         ours = row_table(user_of(splits, rows), ours_seq, ours_length, ours_target)
@@ -129,7 +131,7 @@ def recbole_settings(model: str, model_config: dict[str, Any], train_config: Tra
     }
 
 
-def recbole_config(model: str, settings: dict[str, Any]):
+def recbole_config(recbole_model: str, dataset: str, settings: dict[str, Any]):
     """RecBole's Config, built without the command line (its Config also reads `--key=value` from sys.argv)."""
     import sys
 
@@ -137,7 +139,7 @@ def recbole_config(model: str, settings: dict[str, Any]):
 
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        return Config(model=RECBOLE_MODELS[model][0], dataset=DATASET_NAME, config_dict=settings)
+        return Config(model=recbole_model, dataset=dataset, config_dict=settings)
     finally:
         sys.argv = argv
 
@@ -150,8 +152,8 @@ def run_recbole(model: str, model_config: dict[str, Any], train_config: TrainCon
     from recbole.utils import init_seed
 
     recbole_trainer.get_tensorboard = lambda logger: _Inert()  # nothing written outside `work`
-    config = recbole_config(model, recbole_settings(model, model_config, train_config, data_path, splits.max_len, seed,
-                                                    device, work))
+    settings = recbole_settings(model, model_config, train_config, data_path, splits.max_len, seed, device, work)
+    config = recbole_config(RECBOLE_MODELS[model][0], DATASET_NAME, settings)
     init_seed(seed, True)
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -213,63 +215,78 @@ def verdict(ours: list[SideRun], theirs: list[SideRun]) -> tuple[str, float, flo
     if len(a) < 2 or len(b) < 2:
         return "undetermined (at least 2 seeds per side are needed for a standard error)", difference, math.nan
     se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
-    inside = abs(difference) <= 2 * se
-    return ("PASS: within two standard errors" if inside else "FAIL: more than two standard errors apart"), difference, se
+    if abs(difference) <= 2 * se:
+        return "PASS: within two standard errors", difference, se
+    return "FAIL: more than two standard errors apart", difference, se
 
 
 def epoch_rows(ours: list[SideRun], theirs: list[SideRun]) -> list[dict[str, Any]]:
+    """Per epoch and side: mean and std of the loss and valid NDCG@10 over the seeds that ran the epoch."""
     rows = []
     for epoch in range(max(len(r.loss) for r in ours + theirs)):
         row: dict[str, Any] = {"epoch": epoch}
         for side, runs in (("tedbench", ours), ("recbole", theirs)):
+            running = [r for r in runs if len(r.loss) > epoch]
             for key, attr in (("loss", "loss"), ("valid_ndcg@10", "valid")):
-                values = [getattr(r, attr)[epoch] for r in runs if len(getattr(r, attr)) > epoch]
-                row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"] = mean_std(values) if values else (math.nan, math.nan)
-            row[f"{side}_seeds"] = sum(len(r.loss) > epoch for r in runs)
+                values = [getattr(r, attr)[epoch] for r in running]
+                row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"] = mean_std(values) if values else (math.nan,) * 2
+            row[f"{side}_seeds"] = len(running)
         rows.append(row)
     return rows
 
 
-def _fmt(mean: float, std: float, digits: int) -> str:
+def seed_rows(ours: list[SideRun], theirs: list[SideRun]) -> list[dict[str, Any]]:
+    return [{"side": side, "seed": r.seed, "best_epoch": r.best_epoch, **{m: r.test.get(m, math.nan) for m in METRICS}}
+            for side, runs in (("tedbench", ours), ("recbole", theirs)) for r in runs]
+
+
+def cell(mean: float, std: float, digits: int = 4) -> str:
+    """`mean ± std` (just the mean without a std, – without a mean)."""
     if math.isnan(mean):
         return "–"
     return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
-    header = list(rows[0])
-    lines = [",".join(header)] + [",".join("" if isinstance(v, float) and math.isnan(v) else str(v) for v in row.values()) for row in rows]
-    return "\n".join(lines) + "\n"
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    def text(value: Any) -> str:
+        return "" if isinstance(value, float) and math.isnan(value) else str(value)
+
+    return "\n".join([",".join(rows[0])] + [",".join(text(v) for v in row.values()) for row in rows]) + "\n"
 
 
-def write_report(out: Path, stem: str, header: dict[str, Any], ours: list[SideRun], theirs: list[SideRun]) -> dict[str, Any]:
-    epochs = epoch_rows(ours, theirs)
-    tests = [{"side": side, "seed": r.seed, "best_epoch": r.best_epoch, **{m: r.test.get(m, math.nan) for m in METRICS}}
-             for side, runs in (("tedbench", ours), ("recbole", theirs)) for r in runs]
+def markdown(stem: str, header: dict[str, Any], ours: list[SideRun], theirs: list[SideRun]) -> str:
     result, difference, se = verdict(ours, theirs)
-    md = [f"# Fidelity: {header['model']} on {header['dataset']}, tedbench vs RecBole 1.2.1", ""]
-    md += [f"- {key}: {value}" for key, value in header.items()]
-    md += ["", f"**Verdict: {result}.** Test NDCG@10 difference (tedbench − RecBole) {difference:+.4f}, "
-           f"standard error {se:.4f}." if not math.isnan(se) else f"**Verdict: {result}.** Test NDCG@10 difference {difference:+.4f}.", ""]
-    md += ["## Test metrics (best valid NDCG@10 checkpoint; mean ± std over seeds)", "",
-           "| metric | tedbench | RecBole |", "|---|---|---|"]
+    spread = "" if math.isnan(se) else f", standard error {se:.4f}"
+    lines = [f"# Fidelity: {header['model']} on {header['dataset']}, tedbench vs RecBole 1.2.1", ""]
+    lines += [f"- {key}: {value}" for key, value in header.items()]
+    lines += ["", f"**Verdict: {result}.** Test NDCG@10 difference (tedbench − RecBole) {difference:+.4f}{spread}.",
+              "",
+              "## Test metrics (best valid NDCG@10 checkpoint; mean ± std over seeds)", "",
+              "| metric | tedbench | RecBole |", "|---|---|---|"]
+    tests = seed_rows(ours, theirs)
     for metric in ("best_epoch",) + METRICS:
-        cells = [_fmt(*mean_std([row[metric] for row in tests if row["side"] == side]), 1 if metric == "best_epoch" else 4)
+        digits = 1 if metric == "best_epoch" else 4
+        cells = [cell(*mean_std([row[metric] for row in tests if row["side"] == side]), digits)
                  for side in ("tedbench", "recbole")]
-        md.append(f"| {metric} | {cells[0]} | {cells[1]} |")
-    md += ["", "## Per epoch (mean ± std over the seeds still training)", "",
-           "| epoch | loss tedbench | loss RecBole | valid NDCG@10 tedbench | valid NDCG@10 RecBole | seeds |",
-           "|---|---|---|---|---|---|"]
-    for row in epochs:
-        md.append(f"| {row['epoch']} | {_fmt(row['tedbench_loss_mean'], row['tedbench_loss_std'], 4)} "
-                  f"| {_fmt(row['recbole_loss_mean'], row['recbole_loss_std'], 4)} "
-                  f"| {_fmt(row['tedbench_valid_ndcg@10_mean'], row['tedbench_valid_ndcg@10_std'], 4)} "
-                  f"| {_fmt(row['recbole_valid_ndcg@10_mean'], row['recbole_valid_ndcg@10_std'], 4)} "
-                  f"| {row['tedbench_seeds']} / {row['recbole_seeds']} |")
-    md += ["", "Per-seed rows: `" + f"{stem}.test.csv" + "`; per-epoch rows: `" + f"{stem}.epochs.csv" + "`.", ""]
-    write_text(out / f"{stem}.epochs.csv", _csv(epochs))
-    write_text(out / f"{stem}.test.csv", _csv(tests))
-    write_text(out / f"{stem}.md", "\n".join(md))
+        lines.append(f"| {metric} | {cells[0]} | {cells[1]} |")
+    lines += ["", "## Per epoch (mean ± std over the seeds still training)", "",
+              "| epoch | loss tedbench | loss RecBole | valid NDCG@10 tedbench | valid NDCG@10 RecBole | seeds |",
+              "|---|---|---|---|---|---|"]
+    for row in epoch_rows(ours, theirs):
+        cells = [cell(row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"])
+                 for key in ("loss", "valid_ndcg@10") for side in ("tedbench", "recbole")]
+        lines.append(f"| {row['epoch']} | {' | '.join(cells)} | {row['tedbench_seeds']} / {row['recbole_seeds']} |")
+    lines += ["", f"Per-seed rows: `{stem}.test.csv`; per-epoch rows: `{stem}.epochs.csv`.", ""]
+    return "\n".join(lines)
+
+
+def write_report(out: Path, stem: str, header: dict[str, Any], ours: list[SideRun],
+                 theirs: list[SideRun]) -> dict[str, Any]:
+    """`out/STEM.md`, `STEM.epochs.csv` and `STEM.test.csv`; returns the verdict."""
+    write_text(out / f"{stem}.epochs.csv", to_csv(epoch_rows(ours, theirs)))
+    write_text(out / f"{stem}.test.csv", to_csv(seed_rows(ours, theirs)))
+    write_text(out / f"{stem}.md", markdown(stem, header, ours, theirs))
+    result, difference, se = verdict(ours, theirs)
     return {"verdict": result, "ndcg@10_difference": difference, "standard_error": None if math.isnan(se) else se,
             "markdown": str(out / f"{stem}.md")}
 
@@ -289,14 +306,19 @@ def verify(model: str, dataset: str, *, data_root: Path, overrides: dict[str, An
     torch_device = torch.device(device)
     ours, theirs = [], []
     for seed in seeds:
-        ours.append(run_tedbench(model, dataset, data_root, overrides, train_config, seed, device, work / f"tedbench-seed{seed}"))
+        ours.append(run_tedbench(model, dataset, data_root, overrides, train_config, seed, device,
+                                 work / f"tedbench-seed{seed}"))
         theirs.append(run_recbole(model, model_config, replace(train_config, seed=seed), data_path, splits, seed,
                                   torch_device, work / f"recbole-seed{seed}"))
-    header = {"command": f"`{command}`", "profile": profile or "none (the paper's budget)", "seeds": ", ".join(map(str, seeds)),
-              "users": len(splits.test), "items": info.n_items - 1, "training rows": len(splits.train),
-              "model options": json.dumps({k: model_config[k] for k in RECBOLE_MODELS[model][1]}, sort_keys=True),
-              "training": f"Adam lr {train_config.learning_rate}, batch {train_config.batch_size}, up to {train_config.epochs} "
-                          f"epochs, patience {train_config.patience}, whole epochs", "device": str(torch_device),
-              "model": model, "dataset": dataset}
+    header = {
+        "model": model, "dataset": dataset, "command": f"`{command}`",
+        "profile": profile or "none (the paper's budget)",
+        "seeds": ", ".join(map(str, seeds)), "users": len(splits.test), "items": info.n_items - 1,
+        "training rows": len(splits.train),
+        "model options": json.dumps({k: model_config[k] for k in RECBOLE_MODELS[model][1]}, sort_keys=True),
+        "training": f"Adam lr {train_config.learning_rate}, batch {train_config.batch_size}, up to "
+                    f"{train_config.epochs} epochs, patience {train_config.patience}, whole epochs",
+        "device": str(torch_device),
+    }
     stem = f"{dataset}.{model}.{profile or 'paper'}"
     return write_report(Path(out), stem, header, ours, theirs)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.verify import recbole_config
 from tests.recbole_compat import import_recbole
 
 # What every parity config shares: CPU, no negative sampling (full-softmax CE), nothing written.
@@ -67,7 +68,8 @@ def renamed(name: str, rules: list[tuple[str, str]]) -> str:
     return name
 
 
-def mapped_tensors(named: dict[str, torch.Tensor], rules: list[tuple[str, str]], skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+def mapped_tensors(named: dict[str, torch.Tensor], rules: list[tuple[str, str]],
+                   skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """RecBole's named tensors under tedbench's names, leaving out the names in `skip`."""
     return {renamed(name, rules): value for name, value in named.items() if name not in skip}
 
@@ -77,7 +79,7 @@ def copy_weights(source: torch.nn.Module, target: torch.nn.Module, rules: list[t
     """Load RecBole's parameters into the tedbench model; every parameter on either side must be matched."""
     weights = mapped_tensors(dict(source.named_parameters()), rules, skip_source)
     own = {name for name, _ in target.named_parameters() if not name.startswith(skip_target)}
-    assert set(weights) == own, f"unmatched: RecBole {sorted(set(weights) - own)}, tedbench {sorted(own - set(weights))}"
+    assert set(weights) == own, f"unmatched: RecBole {sorted(set(weights) - own)}, ours {sorted(own - set(weights))}"
     target.load_state_dict(weights, strict=False)
 
 
@@ -104,10 +106,9 @@ def write_tiny_dataset(root: Path, name: str, n_users: int = 24, n_steps: int = 
 def recbole_dataset(model: str, data_root: Path, dataset: str, max_len: int, overrides: dict):
     """(config, sequential dataset, train dataloader) for `model` on `data_root/dataset`."""
     recbole()
-    from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
 
-    config = Config(model=model, dataset=dataset, config_dict={
+    config = recbole_config(model, dataset, {
         **BASE_CONFIG, "data_path": str(data_root), "MAX_ITEM_LIST_LENGTH": max_len,
         "train_batch_size": 64, "eval_batch_size": 64, **overrides,
     })

@@ -20,6 +20,7 @@ from benchmark.engine.trainer import EarlyStopping
 from benchmark.metrics import summarize, target_ranks
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import create_model
+from benchmark.verify import recbole_config
 from tests.modelkit import text_matrix
 from tests.recbolekit import (
     BASE_CONFIG,
@@ -85,6 +86,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory):
 
 
 def sasrec_pair(data_root):
+    recbole()
     from recbole.model.sequential_recommender import SASRec
 
     config, data, train = recbole_dataset("SASRec", data_root, "tiny", MAX_LEN, SIZES)
@@ -96,7 +98,6 @@ def sasrec_pair(data_root):
 
 
 def test_sasrec_scores_loss_and_gradients(data_root) -> None:
-    recbole()
     rb, ted, train = sasrec_pair(data_root)
     interaction = sequence_batch(train, 48)
     assert_same_forward(rb, ted, interaction)
@@ -105,6 +106,7 @@ def test_sasrec_scores_loss_and_gradients(data_root) -> None:
 
 
 def fearec_pair(data_root, options: dict):
+    recbole()
     from recbole.model.sequential_recommender import FEARec
 
     rb_options = {**options, "contrast": None if options["contrast"] == "none" else options["contrast"]}
@@ -118,7 +120,6 @@ def fearec_pair(data_root, options: dict):
 
 @pytest.mark.parametrize("options", [FEAREC_STOCK, FEAREC_TEDBENCH], ids=["stock-yaml", "tedbench-default"])
 def test_fearec_scores_loss_and_gradients(data_root, options: dict) -> None:
-    recbole()
     rb, ted, train = fearec_pair(data_root, options)
     interaction = sequence_batch(train, 48)
 
@@ -128,7 +129,8 @@ def test_fearec_scores_loss_and_gradients(data_root, options: dict) -> None:
     def ted_loss(batch: Batch | None = None):
         batch = batch or batch_of(interaction)
         if options["contrast"] != "none":
-            batch.extra = {"same_target_seq": interaction["sem_aug"], "same_target_length": interaction["sem_aug_lengths"]}
+            batch.extra = {"same_target_seq": interaction["sem_aug"],
+                           "same_target_length": interaction["sem_aug_lengths"]}
         return ted.loss(batch)
 
     if options["contrast"] == "none":
@@ -149,6 +151,7 @@ def test_fearec_scores_loss_and_gradients(data_root, options: dict) -> None:
 
 
 def s3rec_pair(data_root):
+    recbole()
     from recbole.model.sequential_recommender import S3Rec
 
     overrides = {**SIZES, "item_attribute": "class", "train_stage": "pretrain", "mask_ratio": 0.3}
@@ -162,7 +165,6 @@ def s3rec_pair(data_root):
 
 
 def test_s3rec_finetune_scores_loss_and_gradients(data_root) -> None:
-    recbole()
     rb, ted, train, _ = s3rec_pair(data_root)
     rb.train_stage, rb.loss_fct = "finetune", nn.CrossEntropyLoss()  # what RecBole builds for fine-tuning
     interaction = sequence_batch(train, 48)
@@ -179,7 +181,6 @@ def test_s3rec_pretraining_losses_on_the_same_corrupted_batch(data_root) -> None
     attribute tokens. So tedbench's AAP/MAP carry one more BCE column per scored position, the padding id's
     (label 0): Σ softplus(head(h)·A_0), added here explicitly.
     """
-    recbole()
     rb, ted, train, data = s3rec_pair(data_root)
     with torch.no_grad():
         ted.attributes.linear.bias.normal_(0, 0.5)  # a non-trivial padding column A_0 = ReLU(b)
@@ -191,7 +192,8 @@ def test_s3rec_pretraining_losses_on_the_same_corrupted_batch(data_root) -> None
     feature_of_item = data.get_item_feature()["class"] - 1  # RecBole's feature row of each item id
     with torch.no_grad():
         rb.feature_embedding.weight[feature_of_item[1:]] = table[1:]
-    features = F.one_hot(feature_of_item.clamp(min=0)[inputs.positive], rb.n_features) * (inputs.positive != 0).unsqueeze(-1)
+    features = F.one_hot(feature_of_item.clamp(min=0)[inputs.positive], rb.n_features)
+    features = features * (inputs.positive != 0).unsqueeze(-1)  # padding slots carry no attribute
     rb_args = (features, inputs.masked, inputs.positive, inputs.negative, inputs.segment_masked,
                inputs.segment_positive, inputs.segment_negative)
     rb.eval(), ted.eval()
@@ -206,26 +208,24 @@ def test_s3rec_pretraining_losses_on_the_same_corrupted_batch(data_root) -> None
             for other in ("aap", "mip", "map", "sp"):
                 setattr(rb, f"{other}_weight", float(other == task))
             expected = rb.pretrain(*rb_args) + padding_column.get(task, 0.0)
-            torch.testing.assert_close(ted_losses[task], expected, rtol=1e-6, atol=1e-4, msg=lambda m, t=task: f"{t}: {m}")
+            torch.testing.assert_close(ted_losses[task], expected, rtol=1e-6, atol=1e-4,
+                                       msg=lambda m, t=task: f"{t}: {m}")
     assert masked.any() and associated.any()
 
 
 def recbole_metrics(scores: torch.Tensor, target: torch.Tensor, ks=(10, 20)) -> dict[str, float]:
     """RecBole's Collector + Evaluator on a full-sort score matrix (id 0 masked as its Trainer does), unrounded."""
     recbole()
-    from recbole.config import Config
     from recbole.evaluator import Collector, Evaluator
 
-    config = Config(model="SASRec", dataset="tiny", config_dict={
-        **recbole_metrics.base, "metrics": ["Recall", "NDCG"], "topk": list(ks), "metric_decimal_place": 17})
+    config = recbole_config("SASRec", "unused", {
+        **BASE_CONFIG, "data_path": "unused", "metrics": ["Recall", "NDCG"], "topk": list(ks),
+        "metric_decimal_place": 17})
     collector, evaluator = Collector(config), Evaluator(config)
     scores = scores.clone()
     scores[:, 0] = -math.inf
     collector.eval_batch_collect(scores, None, torch.arange(len(target)), target)
     return dict(evaluator.evaluate(collector.get_data_struct()))
-
-
-recbole_metrics.base = {**BASE_CONFIG, "data_path": "unused"}
 
 
 @pytest.mark.parametrize("n_items", [30, 400])
@@ -245,7 +245,6 @@ def test_full_sort_metrics_equal_recboles_evaluator(n_items: int) -> None:
 
 def test_full_sort_metrics_on_model_scores(data_root) -> None:
     """The same on a model's score matrix: SASRec's full-sort scores of RecBole's training rows (16 ids: k 5, 10)."""
-    recbole()
     rb, ted, train = sasrec_pair(data_root)
     interaction = sequence_batch(train, 64)
     ted.eval()

@@ -14,7 +14,15 @@ from benchmark.engine.run import load_dataset
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.registry import get_model
-from benchmark.verify import SideRun, check_same_rows, recbole_config, recbole_settings, verdict, write_atomic
+from benchmark.verify import (
+    DATASET_NAME,
+    SideRun,
+    check_same_rows,
+    recbole_config,
+    recbole_settings,
+    verdict,
+    write_atomic,
+)
 from tests.modelkit import import_tiny_dataset
 from tests.recbolekit import recbole
 
@@ -63,8 +71,9 @@ def test_the_row_check_detects_different_rows(data_root: Path, tmp_path: Path) -
     splits, info, _ = load_dataset(data_root, "tiny", None, needs_text=False)
     write_atomic(splits, info.n_items, tmp_path / "tedbench")
     model_config = get_model("SASRec").config({"hidden_size": 8, "inner_size": 16})
-    config = recbole_config("SASRec", recbole_settings("SASRec", model_config, TrainConfig(), tmp_path, splits.max_len,
-                                                       2020, torch.device("cpu"), tmp_path / "work"))
+    settings = recbole_settings("SASRec", model_config, TrainConfig(), tmp_path, splits.max_len, 2020,
+                                torch.device("cpu"), tmp_path / "work")
+    config = recbole_config("SASRec", DATASET_NAME, settings)
     train, valid, test = data_preparation(config, create_dataset(config))
     assert train.dataset.item_num == info.n_items  # every id, also those no user touches
     check_same_rows(splits, {"train": train.dataset, "valid": valid.dataset, "test": test.dataset})
@@ -86,7 +95,7 @@ def test_verdict_is_two_standard_errors() -> None:
 
 def test_unsupported_model_is_a_clear_error(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     recbole()
-    code = main(["verify", "--model", "TedRec", "--dataset", "tiny", "--data-root", str(data_root), "--against", "recbole",
-                 "--out", str(tmp_path)])
+    code = main(["verify", "--model", "TedRec", "--dataset", "tiny", "--data-root", str(data_root),
+                 "--against", "recbole", "--out", str(tmp_path)])
     assert code == 2
     assert "verify --against recbole supports SASRec, FEARec" in capsys.readouterr().err
