@@ -230,6 +230,8 @@ def recbole_metrics(scores: torch.Tensor, target: torch.Tensor, ks=(10, 20)) -> 
 
 @pytest.mark.parametrize("n_items", [30, 400])
 def test_full_sort_metrics_equal_recboles_evaluator(n_items: int) -> None:
+    """Equal up to float summation order on tie-free scores. With exactly tied scores the two differ: tedbench
+    ranks ties by lower id, RecBole takes `torch.topk`'s unspecified order among them."""
     generator = torch.Generator().manual_seed(n_items)
     scores = torch.randn(257, n_items, generator=generator, dtype=torch.float64).float()
     target = torch.randint(1, n_items, (257,), generator=generator)
