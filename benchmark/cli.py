@@ -200,6 +200,8 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
     if args.seeds < 1:
         raise TedbenchError(f"--seeds must be at least 1, not {args.seeds}")
+    if args.amp != "none" or args.tf32 or args.compile:
+        raise TedbenchError("verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only")
     seeds = [args.seed + i for i in range(args.seeds)]
     work = Path(args.work or Path("runs") / "verify" / args.dataset / args.model / (args.profile or "paper"))
     result = verify(
