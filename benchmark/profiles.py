@@ -99,8 +99,7 @@ def _check_train(options: dict[str, Any], where: str) -> dict[str, Any]:
     """Training options of a profile: known TrainConfig fields holding integers in range."""
     unknown = sorted(set(options) - _TRAIN_FIELDS)
     if unknown:
-        hint = did_you_mean(unknown[0], _TRAIN_FIELDS)
-        raise TedbenchError(f"{where} sets unknown training options {', '.join(unknown)} ({hint}; known: {', '.join(sorted(_TRAIN_FIELDS))})")
+        raise TedbenchError(f"{where} sets unknown training options {', '.join(unknown)} ({did_you_mean(unknown[0], _TRAIN_FIELDS)})")
     defaults = TrainConfig()
     for key, value in options.items():
         low = _TRAIN_MINIMUM.get(key, 1)
@@ -125,6 +124,9 @@ def load_suite(name: str, path: Path = PARAMS_FILE) -> Suite:
     data = _params(path)
     spec = _section(data, "suites", name, path)
     where = f"{path}: suite {name!r}"
+    for key in ("datasets", "models", "tuned", "seeds", "ablations", "encoders"):
+        if spec.get(key) is not None and not isinstance(spec[key], list):
+            raise TedbenchError(f"{where}: {key} must be a list, got {type(spec[key]).__name__} {spec[key]!r}")
     try:
         models = tuple(spec["models"])
         for model in models:
@@ -144,8 +146,10 @@ def load_suite(name: str, path: Path = PARAMS_FILE) -> Suite:
         if str(exc).startswith(str(path)):
             raise
         raise TedbenchError(f"{where}: {exc}") from exc
-    except (KeyError, TypeError) as exc:
-        raise TedbenchError(f"{where} is malformed ({exc!r}); it needs profile, datasets, models, seeds") from exc
+    except KeyError as exc:
+        raise TedbenchError(f"{where} lacks {exc.args[0]!r}; a suite needs profile, datasets, models, seeds") from exc
+    except TypeError as exc:
+        raise TedbenchError(f"{where} is malformed ({exc}); a suite needs profile, datasets, models, seeds as lists") from exc
     return suite
 
 

@@ -129,7 +129,7 @@ ROWS: list[tuple[str, list[str], dict[str, str | bytes], str]] = [
     ("profile-lr-text", [*TRAIN, "--profile", "p", "--params-file", "{in}/params.yaml"], profile_file("    model: {learning_rate: 1e-3}\n"),
      "learning_rate='1e-3' is not accepted"),
     ("profile-train-typo", [*TRAIN, "--profile", "p", "--params-file", "{in}/params.yaml"], profile_file("    train: {epoch: 3}\n"),
-     "unknown training options epoch (did you mean 'epochs'?"),
+     "unknown training options epoch (did you mean 'epochs'?)"),
     ("profile-epochs-zero", [*TRAIN, "--profile", "p", "--params-file", "{in}/params.yaml"], profile_file("    train: {epochs: 0}\n"),
      "train option epochs=0 is not accepted"),
     ("profile-patience-negative", [*TUNE, "--profile", "p", "--params-file", "{in}/params.yaml"], profile_file("    train: {patience: -1}\n"),
@@ -147,7 +147,9 @@ ROWS: list[tuple[str, list[str], dict[str, str | bytes], str]] = [
     ("suite-unknown-model", ["pipeline", "--suite", "s", "--params-file", "{in}/params.yaml"], suite_file(models="[SASRek]"),
      "suite 's': unknown model 'SASRek' (did you mean 'SASRec'?)"),
     ("suite-bad-seed", ["pipeline", "--suite", "s", "--params-file", "{in}/params.yaml"], suite_file(seeds="[-1]"), "seed -1 is not accepted"),
-    ("suite-incomplete", ["pipeline", "--suite", "s", "--params-file", "{in}/params.yaml"], suite_file(seeds=None), "it needs profile, datasets, models, seeds"),
+    ("suite-datasets-text", ["pipeline", "--suite", "s", "--params-file", "{in}/params.yaml"], suite_file(datasets="OR-sample"),
+     "suite 's': datasets must be a list, got str 'OR-sample'"),
+    ("suite-incomplete", ["pipeline", "--suite", "s", "--params-file", "{in}/params.yaml"], suite_file(seeds=None), "suite 's' lacks 'seeds'; a suite needs"),
     ("suite-profile-typo", ["pipeline", "--suite", "s", "--params-file", "{in}/params.yaml"], suite_file(profile="q"), "no profile 'q'"),
 ]
 
