@@ -8,10 +8,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark import argtypes
 from benchmark.errors import TedbenchError
+
+if TYPE_CHECKING:
+    from benchmark.registry import ModelEntry
 
 DATA_ENV = "TEDBENCH_DATA"
 
@@ -160,7 +163,7 @@ def _explicit(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     return sources
 
 
-def _overrides(args: argparse.Namespace, entry=None) -> dict[str, Any]:
+def _overrides(args: argparse.Namespace, entry: ModelEntry | None = None) -> dict[str, Any]:
     """Explicit model options, each checked against `entry` (any registered model when None)."""
     from benchmark.registry import check_options
 
