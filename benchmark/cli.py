@@ -497,10 +497,10 @@ def os_error_message(exc: OSError) -> str:
     from benchmark.fsutil import published_path
 
     name = exc.filename
-    path = str(published_path(os.fsdecode(name))) if isinstance(name, (str, bytes, os.PathLike)) else "an output file"
+    path = f"{published_path(os.fsdecode(name))}: " if isinstance(name, (str, bytes, os.PathLike)) else ""
     problem = exc.strerror or (str(exc.args[0]) if exc.args else exc.__class__.__name__)
     hint = _OS_HINTS.get(exc.errno)
-    return f"{path}: {problem}" + (f" ({hint})" if hint else "")
+    return f"{path}{problem}" + (f" ({hint})" if hint else "")
 
 
 class _Parser(argparse.ArgumentParser):
