@@ -54,14 +54,13 @@ def positive_float(text: str) -> float:
 
 
 def device(text: str) -> str:
-    """A device present on this machine (auto, cpu, cuda, cuda:K, mps)."""
+    """A device present on this machine (auto, cpu, cuda, cuda:K, mps); "auto" becomes the one it picks."""
     from benchmark.engine.run import pick_device
 
     try:
-        pick_device(text)
+        return str(pick_device(text))
     except TedbenchError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def parse_value(text: str) -> Any:
