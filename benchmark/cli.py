@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from benchmark import argtypes
 from benchmark.errors import TedbenchError
+
+if TYPE_CHECKING:
+    from benchmark.registry import ModelEntry
 
 DATA_ENV = "TEDBENCH_DATA"
 
@@ -128,17 +133,43 @@ def cmd_models(args: argparse.Namespace) -> None:
             print(f"{row['name']:<12} {'text' if row['needs_text'] else 'id':<5} {row['description']}")
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Explicit model options: --params file, then --set, then --lr."""
-    overrides: dict[str, Any] = {}
+def _params_options(path: Path) -> dict[str, Any]:
+    """Model options of a --params JSON file: {"params": {...}} (exported best parameters) or a plain mapping."""
+    where = f"--params {path}"
+    if not path.is_file():
+        raise TedbenchError(f"{where}: no such file (expected a JSON file of model options)")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TedbenchError(f"{where}: not UTF-8 text (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise TedbenchError(f"{where}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    options = payload.get("params", payload) if isinstance(payload, dict) else payload
+    if not isinstance(options, dict):
+        raise TedbenchError(f"{where}: expected a JSON object of model options (or one under \"params\"), got {type(options).__name__}")
+    return options
+
+
+def _explicit(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """Explicit model options by source, lowest precedence first: --params file, then --set, then --lr."""
+    sources = []
     if getattr(args, "params", None):
-        payload = json.loads(Path(args.params).read_text())
-        overrides.update(payload.get("params", payload))
-    for item in getattr(args, "set", None) or []:
-        key, _, value = item.partition("=")
-        overrides[key] = _value(value)
+        path = Path(args.params)
+        sources.append((f"--params {path}", _params_options(path)))
+    if getattr(args, "set", None):
+        sources.append(("--set", dict(args.set)))
     if getattr(args, "lr", None) is not None:
-        overrides["learning_rate"] = args.lr
+        sources.append(("--lr", {"learning_rate": args.lr}))
+    return sources
+
+
+def _overrides(args: argparse.Namespace, entry: ModelEntry | None = None) -> dict[str, Any]:
+    """Explicit model options, each checked against `entry` (any registered model when None)."""
+    from benchmark.registry import check_options
+
+    overrides: dict[str, Any] = {}
+    for where, options in _explicit(args):
+        overrides.update(check_options(options, where, entry))
     return overrides
 
 
@@ -152,9 +183,10 @@ def _model_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
     """The profile's size options that `model` has, below the explicit ones."""
     from benchmark.registry import get_model
 
+    entry = get_model(model)
     profile = _profile(args)
-    explicit = _overrides(args)
-    return profile.model_overrides(get_model(model), explicit) if profile else explicit
+    explicit = _overrides(args, entry)
+    return profile.model_overrides(entry, explicit) if profile else explicit
 
 
 def _train_config(args: argparse.Namespace):
@@ -198,8 +230,6 @@ def cmd_verify(args: argparse.Namespace) -> None:
 
     from benchmark.verify import verify
 
-    if args.seeds < 1:
-        raise TedbenchError(f"--seeds must be at least 1, not {args.seeds}")
     if args.amp != "none" or args.tf32 or args.compile:
         raise TedbenchError("verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only")
     seeds = [args.seed + i for i in range(args.seeds)]
@@ -220,27 +250,16 @@ def cmd_verify(args: argparse.Namespace) -> None:
     _print_json(result)
 
 
-def _value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _grid(items: list[str] | None) -> dict[str, tuple[Any, ...]]:
-    grid = {}
-    for item in items or []:
-        key, _, values = item.partition("=")
-        if not values:
-            raise TedbenchError(f"--grid {item!r}: expected PARAM=V1,V2,...")
-        grid[key] = tuple(_value(v) for v in values.split(","))
-    return grid
+def _grid(items: list[tuple[str, tuple[Any, ...]]] | None) -> dict[str, tuple[Any, ...]]:
+    """--grid dimensions (checked by `argtypes.grid_dimension`); a later one for a parameter wins."""
+    return dict(items or [])
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
     from benchmark.tune import TuneSpec, default_storage, tune
 
     results = Path(args.results_dir)
+    overrides, train_config = _model_overrides(args, args.model), _train_config(args)  # checked before any folder is made
     spec = TuneSpec(
         model=args.model,
         dataset=args.dataset,
@@ -255,8 +274,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
         data_root=_data_root(args),
         runs_root=Path(args.runs_dir),
         results_root=results,
-        train_config=_train_config(args),
-        overrides=_model_overrides(args, args.model),
+        train_config=train_config,
+        overrides=overrides,
         grace_period=args.grace_period,
     )
     _print_json(tune(spec))
@@ -340,7 +359,7 @@ def cmd_regress(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tedbench", description="Sequential recommendation with item text: the TedRec paper's benchmark, reproducible.")
+    parser = _Parser(prog="tedbench", description="Sequential recommendation with item text: the TedRec paper's benchmark, reproducible.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -351,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def ties(p: argparse.ArgumentParser) -> None:
         p.add_argument("--tie-order", choices=("random", "file"), default="random", help="order of items sharing a timestamp (default: seeded random, as the official pipeline)")
-        p.add_argument("--tie-seed", type=int, default=2020)
+        p.add_argument("--tie-seed", type=argtypes.seed, default=2020)
 
     def source_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dataset", required=True)
@@ -372,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = common(sub.add_parser("sample", help="write a seeded invoice sample of Online Retail's CSV (builds the bundled OR-sample)"))
     p.add_argument("--dataset", default="OR", help="dataset to sample (default: OR, its csv form)")
-    p.add_argument("--invoices", type=int, required=True, help="number of invoices (users) to draw")
-    p.add_argument("--items", type=int, help="keep only the rows of this many seeded-random stock codes (default: all)")
-    p.add_argument("--seed", type=int, default=2020)
+    p.add_argument("--invoices", type=argtypes.positive_int, required=True, help="number of invoices (users) to draw")
+    p.add_argument("--items", type=argtypes.positive_int, help="keep only the rows of this many seeded-random stock codes (default: all)")
+    p.add_argument("--seed", type=argtypes.seed, default=2020)
     p.add_argument("--out", required=True, help="the .csv.gz file to write (atomically)")
     p.set_defaults(func=cmd_sample)
 
@@ -394,9 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = common(sub.add_parser("embed", help="item-text embeddings for a prepared dataset (cached)"))
     p.add_argument("--dataset", required=True)
     p.add_argument("--encoder", required=True)
-    p.add_argument("--device")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=2020, help="seed of the random encoder")
+    p.add_argument("--device", type=argtypes.device, help="cpu, cuda, cuda:K (default: cuda if available)")
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=32)
+    p.add_argument("--seed", type=argtypes.seed, default=2020, help="seed of the random encoder")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("models", help="list registered models")
@@ -409,15 +428,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", required=True, help="a registered model (bench: a comma list or `all`)")
         p.add_argument("--dataset", required=True)
         p.add_argument("--encoder", help="item-text encoder for models that need text (default: minilm)")
-        p.add_argument("--device", help="cpu, cuda, cuda:K (default: cuda if available)")
-        p.add_argument("--seed", type=int, default=2020)
-        p.add_argument("--lr", type=float)
-        p.add_argument("--epochs", type=int)
-        p.add_argument("--batch-size", type=int)
+        p.add_argument("--device", type=argtypes.device, help="cpu, cuda, cuda:K (default: cuda if available)")
+        p.add_argument("--seed", type=argtypes.seed, default=2020)
+        p.add_argument("--lr", type=argtypes.positive_float)
+        p.add_argument("--epochs", type=argtypes.positive_int)
+        p.add_argument("--batch-size", type=argtypes.positive_int)
         p.add_argument("--params", help="JSON file of model options (e.g. exported best parameters)")
         p.add_argument("--profile", help="budget profile from --params-file: paper, reduced, demo (default: none = the paper's budget and sizes)")
         p.add_argument("--params-file", default="params.yaml", help="where profiles and suites are declared (default: params.yaml)")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one model option")
+        p.add_argument("--set", action="append", type=argtypes.assignment, metavar="KEY=VALUE", help="override one model option (VALUE read as JSON, else text)")
         p.add_argument("--amp", choices=("none", "bf16"), default="none", help="autocast precision (default: none = fp32)")
         p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on Ampere+ GPUs")
         p.add_argument("--compile", action="store_true", help="torch.compile the training step")
@@ -427,20 +446,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="result folder (default: runs/train/DATASET/MODEL/seedSEED)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--tag", help="free label stored in config.json (an ablation variant, a budget profile)")
-    p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
+    p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="one worker of an Optuna study (start several on one storage to scale out)")
     run_options(p)
     p.add_argument("--storage", help="sqlite:///FILE or postgresql://USER:PASS@HOST/DB (default: results/tuning/DATASET/MODEL.db)")
-    p.add_argument("--n-trials", type=int, help="study budget (default: the whole grid, or 20 for tpe)")
+    p.add_argument("--n-trials", type=argtypes.positive_int, help="study budget (default: the whole grid, or 20 for tpe)")
     p.add_argument("--sampler", choices=("grid", "tpe"), default="grid", help="grid (the paper's learning-rate grid by default) or seeded TPE over the model's search space")
-    p.add_argument("--grid", action="append", metavar="PARAM=V1,V2", help="grid dimension replacing the paper's grid (repeatable)")
-    p.add_argument("--timeout", type=float, help="stop claiming new trials after this many seconds")
-    p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
+    p.add_argument("--grid", action="append", type=argtypes.grid_dimension, metavar="PARAM=V1,V2", help="grid dimension replacing the paper's grid (repeatable)")
+    p.add_argument("--timeout", type=argtypes.positive_float, help="stop claiming new trials after this many seconds")
+    p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs/tune")
-    p.add_argument("--grace-period", type=int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued")
+    p.add_argument("--grace-period", type=argtypes.positive_int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued")
     p.set_defaults(func=cmd_tune)
 
     p = common(sub.add_parser("report", help="paper-style tables, significance tests and figures from stored runs"))
@@ -454,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="demo", help="suite in --params-file (default: demo, the bundled sample)")
     p.add_argument("--datasets", help="comma list replacing the suite's datasets (e.g. one worker per dataset)")
     p.add_argument("--params-file", default="params.yaml")
-    p.add_argument("--device", help="cpu, cuda, cuda:K (default: cuda if available)")
+    p.add_argument("--device", type=argtypes.device, help="cpu, cuda, cuda:K (default: cuda if available)")
     p.add_argument("--results-dir", help="default: results/SUITE (best parameters, runs with their per-user ranks, tables, figures)")
     p.add_argument("--trials-dir", help="run folders of the tuning trials (default: runs/SUITE/tune)")
     p.set_defaults(func=cmd_pipeline)
@@ -469,28 +488,76 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="train tedbench's model and the reference implementation side by side (fidelity table)")
     run_options(p)
     p.add_argument("--against", choices=("recbole",), required=True, help="the reference: RecBole 1.2.1 (installed with --no-deps)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)")
+    p.add_argument("--seeds", type=argtypes.positive_int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)")
     p.add_argument("--out", default="results/fidelity", help="where the Markdown and CSV tables go")
     p.add_argument("--work", help="run folders of both sides (default: runs/verify/DATASET/MODEL/PROFILE)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("bench", help="time training steps and full-sort evaluation")
     run_options(p)
-    p.add_argument("--steps", type=int, default=5, help="timed training steps per round (after 2 warm-up steps)")
-    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds: every model is timed once per round, so ratios survive a noisy machine")
+    p.add_argument("--steps", type=argtypes.positive_int, default=5, help="timed training steps per round (after 2 warm-up steps)")
+    p.add_argument("--rounds", type=argtypes.positive_int, default=1, help="interleaved rounds: every model is timed once per round, so ratios survive a noisy machine")
     p.add_argument("--results-dir", default="results/bench")
     p.set_defaults(func=cmd_bench)
     return parser
 
 
+def one_line(text: str) -> str:
+    """`text` with its line breaks and runs of blanks collapsed to single spaces."""
+    return " ".join(str(text).split())
+
+
+def _fail(message: str) -> int:
+    print(f"tedbench: error: {one_line(message)}", file=sys.stderr)
+    return 2
+
+
+# What to do about an operating-system error on a path, by errno.
+_OS_HINTS = {
+    errno.EACCES: "check its permissions or choose another folder",
+    errno.EPERM: "check its permissions or choose another folder",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.ENOSPC: "the disk is full; free some space or choose another folder",
+    errno.EDQUOT: "the disk quota is exhausted; free some space or choose another folder",
+    errno.ENOTDIR: "a file stands where a folder is expected",
+    errno.EISDIR: "a folder stands where a file is expected",
+    errno.EEXIST: "a file stands where a folder is expected",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line naming the path, the problem and what to do about it."""
+    from benchmark.fsutil import published_path
+
+    name = exc.filename
+    path = f"{published_path(os.fsdecode(name))}: " if isinstance(name, (str, bytes, os.PathLike)) else ""
+    problem = exc.strerror or (str(exc.args[0]) if exc.args else exc.__class__.__name__)
+    hint = _OS_HINTS.get(exc.errno)
+    return f"{path}{problem}" + (f" ({hint})" if hint else "")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, `tedbench: error: ...`, exit status 2.
+
+    Subcommand parsers are made by `add_parser`, which uses the class of their parent: this one.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"tedbench: error: {one_line(message)} (see `{self.prog} --help`)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (already printed) and --help
+        return int(exc.code or 0)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
     except TedbenchError as exc:
-        print(f"tedbench: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(os_error_message(exc))
     except KeyboardInterrupt:
         print("tedbench: interrupted", file=sys.stderr)
         return 130

@@ -34,6 +34,9 @@ def atomic_path(final: Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, final)
+    except OSError as exc:
+        _name_final(exc, final)
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -55,12 +58,26 @@ def atomic_dir(final: Path) -> Iterator[Path]:
             _rmtree(old)
         else:
             os.replace(tmp, final)
+    except OSError as exc:
+        _name_final(exc, final)
+        raise
     finally:
         _rmtree(tmp)
 
 
+def _name_final(exc: OSError, final: Path) -> None:
+    """An error raised while writing without naming a path (a full disk) names the final path."""
+    if exc.filename is None:
+        exc.filename = str(final)
+
+
 _STAGING = re.compile(r"^\.(?P<name>.+)\.pid(?P<pid>\d+)\.(?P<rest>.*)\.tmp$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def published_path(path: str | Path) -> Path:
+    """`path` with every staging name in it replaced by the name it is published under."""
+    return Path(*(match.group("name") if (match := _STAGING.match(part)) else part for part in Path(path).parts))
 
 
 def _staging_prefix(final: Path) -> str:

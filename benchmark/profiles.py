@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 
 from benchmark.engine.trainer import TrainConfig
-from benchmark.errors import TedbenchError
-from benchmark.registry import ModelEntry
+from benchmark.errors import TedbenchError, did_you_mean
+from benchmark.registry import ModelEntry, check_options, get_model
 
 PARAMS_FILE = Path("params.yaml")
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"seed", "learning_rate", "amp", "tf32", "compile"}
+_TRAIN_MINIMUM = {"patience": 0}  # every other training option counts from 1
 
 
 @dataclass(frozen=True)
@@ -60,54 +61,117 @@ class Suite:
 def _params(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise TedbenchError(f"{path}: no params file (profiles and suites are declared there)")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise TedbenchError(f"{path}: no params file (profiles and suites are declared there; see --params-file)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise TedbenchError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except yaml.YAMLError as exc:
+        raise TedbenchError(f"{path}: malformed YAML{_yaml_where(exc)}") from exc
     if not isinstance(data, dict):
-        raise TedbenchError(f"{path}: expected a mapping at the top level")
+        raise TedbenchError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
 
 
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """", line L column C: problem" for a YAML error that carries a position."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    return f" at line {mark.line + 1} column {mark.column + 1}: {problem}" if mark else f": {problem}"
+
+
+def _mapping(value: Any, what: str, path: Path) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TedbenchError(f"{path}: {what} must be a mapping, got {type(value).__name__}")
+    return value
+
+
 def _section(data: dict[str, Any], key: str, name: str, path: Path) -> dict[str, Any]:
-    known = data.get(key) or {}
+    known = _mapping(data.get(key), key, path)
     if name not in known:
-        raise TedbenchError(f"{path}: no {key[:-1]} {name!r} (known: {', '.join(sorted(known)) or 'none'})")
-    return known[name] or {}
+        raise TedbenchError(f"{path}: no {key[:-1]} {name!r} ({did_you_mean(name, known)})")
+    return _mapping(known[name], f"{key[:-1]} {name!r}", path)
+
+
+def _check_train(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """Training options of a profile: known TrainConfig fields holding integers in range."""
+    unknown = sorted(set(options) - _TRAIN_FIELDS)
+    if unknown:
+        raise TedbenchError(f"{where} sets unknown training options {', '.join(unknown)} ({did_you_mean(unknown[0], _TRAIN_FIELDS)})")
+    defaults = TrainConfig()
+    for key, value in options.items():
+        low = _TRAIN_MINIMUM.get(key, 1)
+        if value is None and getattr(defaults, key) is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise TedbenchError(f"{where}: train option {key}={value!r} is not accepted ({key} takes an integer >= {low})")
+    return options
 
 
 def load_profile(name: str, path: Path = PARAMS_FILE) -> Profile:
     spec = _section(_params(path), "profiles", name, path)
-    unknown = sorted(set(spec.get("train") or {}) - _TRAIN_FIELDS)
-    if unknown:
-        raise TedbenchError(f"{path}: profile {name!r} sets unknown training options {', '.join(unknown)} (known: {', '.join(sorted(_TRAIN_FIELDS))})")
-    return Profile(name, str(spec.get("description", "")), dict(spec.get("train") or {}), dict(spec.get("model") or {}))
+    where = f"{path}: profile {name!r}"
+    train = _check_train(_mapping(spec.get("train"), f"profile {name!r} train", path), where)
+    model = check_options(_mapping(spec.get("model"), f"profile {name!r} model", path), f"{where} model options")
+    return Profile(name, str(spec.get("description", "")), dict(train), dict(model))
 
 
 def load_suite(name: str, path: Path = PARAMS_FILE) -> Suite:
+    from benchmark.pipeline import ABLATED_MODEL
+
     data = _params(path)
     spec = _section(data, "suites", name, path)
+    where = f"{path}: suite {name!r}"
+    for key in ("datasets", "models", "tuned", "seeds", "ablations", "encoders"):
+        if spec.get(key) is not None and not isinstance(spec[key], list):
+            raise TedbenchError(f"{where}: {key} must be a list, got {type(spec[key]).__name__} {spec[key]!r}")
     try:
         models = tuple(spec["models"])
-        return Suite(
+        for model in models:
+            get_model(model)
+        suite = Suite(
             name=name,
             profile=load_profile(spec["profile"], path),
             datasets=tuple(spec["datasets"]),
             encoder=str(spec.get("encoder", "minilm")),
             models=models,
             tuned=tuple(spec.get("tuned", models)),
-            seeds=tuple(int(s) for s in spec["seeds"]),
-            ablations=tuple(Ablation(a["tag"], _assignments(a.get("set", []))) for a in spec.get("ablations") or ()),
+            seeds=tuple(_seed(s, where) for s in spec["seeds"]),
+            ablations=tuple(_ablation(a, where, get_model(ABLATED_MODEL)) for a in spec.get("ablations") or ()),
             encoders=tuple(spec.get("encoders") or ()),
         )
-    except (KeyError, TypeError) as exc:
-        raise TedbenchError(f"{path}: suite {name!r} is malformed ({exc!r}); it needs profile, datasets, models, seeds") from exc
+    except TedbenchError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise TedbenchError(f"{where}: {exc}") from exc
+    except KeyError as exc:
+        raise TedbenchError(f"{where} lacks {exc.args[0]!r}; a suite needs profile, datasets, models, seeds") from exc
+    except TypeError as exc:
+        raise TedbenchError(f"{where} is malformed ({exc}); a suite needs profile, datasets, models, seeds as lists") from exc
+    return suite
 
 
-def _assignments(items: str | list[str]) -> dict[str, Any]:
+def _seed(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TedbenchError(f"{where}: seed {value!r} is not accepted (seeds are integers >= 0)")
+    return value
+
+
+def _ablation(spec: Any, where: str, entry: ModelEntry) -> Ablation:
+    if not isinstance(spec, dict) or "tag" not in spec:
+        raise TedbenchError(f"{where}: ablation {spec!r} must be a mapping with a tag and set: KEY=VALUE")
+    where = f"{where} ablation {spec['tag']!r}"
+    return Ablation(spec["tag"], check_options(_assignments(spec.get("set", []), where), where, entry))
+
+
+def _assignments(items: str | list[str], where: str) -> dict[str, Any]:
     """"modulation=global" or ["modulation=global", "use_gates=false"] -> {"modulation": "global", ...}."""
     result = {}
     for item in [items] if isinstance(items, str) else items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise TedbenchError(f"expected KEY=VALUE, got {item!r}")
-        result[key] = yaml.safe_load(value)
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise TedbenchError(f"{where}: expected KEY=VALUE, got {item!r}")
+        result[key.strip()] = yaml.safe_load(value)
     return result

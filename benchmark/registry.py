@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import math
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
-from benchmark.errors import TedbenchError
+from benchmark.errors import TedbenchError, did_you_mean
 
 ENTRY_POINT_GROUP = "tedbench.models"
 
@@ -52,13 +53,99 @@ class ModelEntry:
     paper_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults updated with `overrides`; unknown keys are an error."""
-        config = dict(self.defaults)
-        for key, value in (overrides or {}).items():
-            if key not in config:
-                raise TedbenchError(f"model {self.name} has no option {key!r} (known: {', '.join(sorted(config))})")
-            config[key] = value
+        """Defaults updated with `overrides`; unknown keys and unacceptable values are an error."""
+        config = {**self.defaults, **check_options(overrides or {}, "", self)}
+        for size in ("hidden_size", "attribute_hidden_size"):
+            if size in config and "n_heads" in config and config[size] % config["n_heads"]:
+                raise TedbenchError(f"model {self.name}: {size} {config[size]} is not a multiple of n_heads {config['n_heads']}")
         return config
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+# Options whose accepted range is not what their default's type implies.
+_COUNTS_FROM_ZERO = {"pretrain_epochs"}
+_STRICTLY_POSITIVE = {"learning_rate", "layer_norm_eps", "initializer_range", "temperature", "tau"}
+
+
+def _accepts(key: str, default: Any) -> tuple[Any, str] | None:
+    """(test, description) of the values option `key` accepts, from its default and name."""
+    if isinstance(default, bool):
+        return (lambda v: isinstance(v, bool)), "true or false"
+    if isinstance(default, int):
+        low = 0 if key in _COUNTS_FROM_ZERO else 1
+        return (lambda v: _is_int(v) and v >= low), f"an integer >= {low}"
+    if isinstance(default, float):
+        if "dropout" in key or key == "mask_ratio":
+            return (lambda v: _is_number(v) and 0 <= v < 1), "a number in [0, 1)"
+        if key.endswith("_ratio"):
+            return (lambda v: _is_number(v) and 0 <= v <= 1), "a number in [0, 1]"
+        if key in _STRICTLY_POSITIVE:
+            return (lambda v: _is_number(v) and v > 0), "a finite number > 0"
+        return (lambda v: _is_number(v) and v >= 0), "a finite number >= 0"
+    if isinstance(default, str):
+        return (lambda v: isinstance(v, str)), "text"
+    return None
+
+
+def check_option_value(key: str, value: Any, default: Any, where: str) -> None:
+    """Raise a one-line error naming `where` when `value` is not acceptable for option `key`."""
+    rule = _accepts(key, default)
+    if rule is None or rule[0](value):
+        return
+    hint = ""
+    if isinstance(value, str) and _parses_as_number(value):
+        hint = f"; {value!r} was read as text, write a plain number such as 0.001"
+    raise TedbenchError(f"{_prefix(where)}{key}={value!r} is not accepted ({key} takes {rule[1]}{hint})")
+
+
+def _prefix(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def _parses_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def known_options() -> dict[str, Any]:
+    """Every option of any registered model, with a default (the first model's that has it)."""
+    _load_all()
+    options: dict[str, Any] = {}
+    for entry in _REGISTRY.values():
+        for key, value in entry.defaults.items():
+            options.setdefault(key, value)
+    return options
+
+
+def check_options(options: dict[str, Any], where: str, entry: ModelEntry | None = None) -> dict[str, Any]:
+    """`options` unchanged when every key is an option of `entry` (of any model when None) with an acceptable value.
+
+    An unknown key is an error with a did-you-mean; `where` names the source (a flag, a file, a profile) or is empty.
+    """
+    known = entry.defaults if entry is not None else known_options()
+    for key, value in options.items():
+        if key not in known:
+            raise TedbenchError(f"{_prefix(where)}{_unknown_option(key, entry)}")
+        check_option_value(key, value, known[key], where)
+    return options
+
+
+def _unknown_option(key: str, entry: ModelEntry | None) -> str:
+    if entry is None:
+        return f"no model has an option {key!r} ({did_you_mean(key, known_options())})"
+    owners = [name for name in list_models() if key in _REGISTRY[name].defaults]
+    hint = f"only {', '.join(owners)} have it" if owners else did_you_mean(key, entry.defaults)
+    return f"model {entry.name} has no option {key!r} ({hint})"
 
 
 # The paper tunes only the learning rate, over this grid, for every model.
@@ -122,7 +209,7 @@ def get_model(name: str) -> ModelEntry:
     by_lower = {n.lower(): n for n in _REGISTRY}
     if name.lower() in by_lower:
         return _REGISTRY[by_lower[name.lower()]]
-    raise TedbenchError(f"unknown model {name!r} (known: {', '.join(sorted(_REGISTRY))})")
+    raise TedbenchError(f"unknown model {name!r} ({did_you_mean(name, _REGISTRY)})")
 
 
 def create_model(name: str, info, overrides: dict[str, Any] | None = None):

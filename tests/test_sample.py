@@ -159,4 +159,4 @@ def test_missing_source_is_a_clear_error(tmp_path: Path):
 
 def test_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["sample", "--dataset", "OR-sample", "--invoices", "0", "--out", str(tmp_path / "s.csv.gz")]) == 2
-    assert "tedbench: error: --invoices must be a positive whole number" in capsys.readouterr().err
+    assert "tedbench: error: argument --invoices: expected an integer >= 1, got '0'" in capsys.readouterr().err

@@ -25,12 +25,32 @@ from benchmark.text.embed import embed_texts
 DEFAULT_ENCODER = "minilm"
 
 
+def available_devices() -> list[str]:
+    """The device names this machine accepts: auto, cpu, and each CUDA (and MPS) device present."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda"] + [f"cuda:{k}" for k in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
 def pick_device(name: str | None) -> torch.device:
+    """The torch device for `name` (None or "auto": CUDA when present, else the CPU); absent ones are an error."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TedbenchError(f"device {name} requested but CUDA is not available")
+    accepted = f"accepted here: {', '.join(available_devices())}"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise TedbenchError(f"unknown device {name!r} ({accepted})") from None
+    present = (
+        device.type == "cpu" and device.index in (None, 0)
+        or device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+        or device.type == "mps" and torch.backends.mps.is_available()
+    )
+    if not present:
+        raise TedbenchError(f"device {name!r} is not present on this machine ({accepted})")
     return device
 
 
