@@ -49,7 +49,7 @@ from benchmark.engine.run import train
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
-from benchmark.fsutil import file_digest, pid_alive, write_json
+from benchmark.fsutil import clean_orphans, file_digest, pid_alive, write_json
 from benchmark.registry import ModelEntry, SearchParam, get_model
 from benchmark.studylock import study_lock
 
@@ -363,11 +363,12 @@ def _run_trial(name: str, storage: optuna.storages.RDBStorage, trial_id: int, en
             with study_lock(storage, name):
                 fail_and_retry(study, storage, trial_id)
             raise
-    return _finish(study, storage, trial_id, trial, metrics["valid"][SELECTION_METRIC], test=metrics["test"], best_epoch=metrics["best_epoch"])
+    value = metrics["valid"][SELECTION_METRIC]
+    return _finish(study, storage, trial_id, trial, value, test=metrics["test"], best_epoch=metrics["best_epoch"])
 
 
-def _finish(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int, trial: optuna.Trial, value: float | None = None,
-            state: TrialState | None = None, **attrs: Any) -> FrozenTrial:
+def _finish(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int, trial: optuna.Trial,
+            value: float | None = None, state: TrialState | None = None, **attrs: Any) -> FrozenTrial:
     """Tell the trial's outcome, unless another worker failed it meanwhile (its heartbeat looked stale): then its retry counts."""
     try:
         for key, attr in attrs.items():
@@ -393,7 +394,8 @@ def is_exported(spec: TuneSpec) -> bool:
     try:
         exported = json.loads(path.read_text(encoding="utf-8"))["study"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise TedbenchError(f"{path}: not an exported best-parameters file ({type(exc).__name__}); delete it to re-tune") from None
+        problem = f"not an exported best-parameters file ({type(exc).__name__})"
+        raise TedbenchError(f"{path}: {problem}; delete it to re-tune") from None
     return exported == study_name(get_model(spec.model), spec)
 
 
@@ -414,6 +416,7 @@ def export_best(study: optuna.Study, entry: ModelEntry, spec: TuneSpec) -> Path 
     failed = sorted({t.user_attrs[SLOT_ATTR] for t in trials if t.state == TrialState.FAIL} - done)
     pause_point("tune.before_export")
     path = best_params_path(spec.results_root, spec.dataset, entry.name)
+    clean_orphans(path.parent)  # staging files of an export that was killed while writing
     write_json(path, {
         "model": entry.name,
         "dataset": spec.dataset,

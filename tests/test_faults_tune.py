@@ -30,7 +30,8 @@ from benchmark.tune import OWNER_ATTR, READY_ATTR, SLOT_ATTR, owner_gone, study_
 from tests.faultkit import kill_at, orphans, run_cli, tedbench_env
 
 GRID = [0.001, 0.005]
-TINY = ["--set", "hidden_size=16", "--set", "inner_size=32", "--set", "n_layers=1", "--epochs", "1", "--max-steps", "2", "--batch-size", "256"]
+TINY = ["--set", "hidden_size=16", "--set", "inner_size=32", "--set", "n_layers=1",
+        "--epochs", "1", "--max-steps", "2", "--batch-size", "256"]
 
 
 def tune_args(data_root: Path, out: Path, storage: str | None = None) -> list[str]:
@@ -123,14 +124,18 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 300) -
 def waits_on_lock(storage: str, pid: int) -> Callable[[], bool]:
     """Whether process `pid` is blocked on the study lock (a PostgreSQL advisory lock, or an flock)."""
     if storage.startswith("postgresql"):
-        engine = sqlalchemy.create_engine(storage)
+        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+        query = sqlalchemy.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
 
         def blocked() -> bool:
             with engine.connect() as conn:
-                query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                return bool(conn.execute(sqlalchemy.text(query)).scalar())
+                return bool(conn.execute(query).scalar())
         return blocked
-    return lambda: any("->" in line and "FLOCK" in line and f" {pid} " in f" {line} " for line in Path("/proc/locks").read_text().splitlines())
+
+    def blocked_on_flock() -> bool:  # a waiter's line in /proc/locks reads "N: -> FLOCK ... PID ..."
+        lines = Path("/proc/locks").read_text().splitlines()
+        return any(line.split()[1:3] == ["->", "FLOCK"] and str(pid) in line.split() for line in lines)
+    return blocked_on_flock
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
