@@ -413,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--runs-dir", default="runs/tune")
-    p.add_argument("--grace-period", type=int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued (a trial whose worker died on this host is re-queued at once)")
+    p.add_argument("--grace-period", type=int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued")
     p.set_defaults(func=cmd_tune)
 
     p = common(sub.add_parser("report", help="paper-style tables, significance tests and figures from stored runs"))
