@@ -16,10 +16,11 @@ from typing import Any
 from benchmark.data.prepare import prepare_if_missing
 from benchmark.engine.run import is_finished, resolve_configs, train
 from benchmark.engine.trainer import TrainConfig
+from benchmark.errors import TedbenchError
 from benchmark.profiles import Suite
 from benchmark.registry import get_model
 from benchmark.report.build import build_report
-from benchmark.tune import TuneSpec, default_storage, tune
+from benchmark.tune import TuneSpec, best_params_path, default_storage, is_exported, tune
 
 ABLATED_MODEL = "TedRec"
 
@@ -56,10 +57,6 @@ def requests(suite: Suite) -> list[RunRequest]:
     return runs
 
 
-def best_params_path(results_root: Path, dataset: str, model: str) -> Path:
-    return Path(results_root) / "best_params" / dataset / f"{model}.json"
-
-
 def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: Path, results_root: Path, trials_root: Path, device: str | None = None, log=print) -> dict[str, Any]:
     """Run every step of `suite`; returns the report's summary plus the wall seconds of each step.
 
@@ -81,10 +78,7 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
     for dataset in suite.datasets:
         for model in suite.tuned:
             entry = get_model(model)
-            if best_params_path(results_root, dataset, model).exists():
-                continue
-            log(f"tune {model} on {dataset}")
-            tune(TuneSpec(
+            spec = TuneSpec(
                 model=model,
                 dataset=dataset,
                 storage=default_storage(results_root, dataset, model),
@@ -96,7 +90,15 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
                 train_config=base,
                 overrides=profile.model_overrides(entry),
                 progress=False,
-            ))
+            )
+            if is_exported(spec):  # exported by this very study (same space, grid, budget and data)
+                continue
+            log(f"tune {model} on {dataset}")
+            result = tune(spec)
+            if result["best_params"] is None:
+                raise TedbenchError(f"tuning {model} on {dataset}: study {result['study']} exported nothing "
+                                    f"({result['complete']} complete, {result['running']} still running elsewhere, "
+                                    f"{result['failed']} failed trials); rerun once running trials finish or pass their heartbeat grace")
     seconds["tune"] = time.monotonic() - started
 
     started = time.monotonic()

@@ -1,20 +1,35 @@
 """Optuna studies: the paper's learning-rate grid by default, TPE over a model's wider space.
 
-One study per (model, dataset, encoder, sampler, search-space version). Any number of workers
-(`tedbench tune` processes, one per GPU or machine) share a study through its storage URL:
-a local SQLite file by default, PostgreSQL to scale out. No scheduler of our own: the budget is
-laid out as WAITING trials when the study is created (the grid points, or empty slots that TPE
-fills when a worker claims them), and workers claim them through the storage's atomic
-WAITING -> RUNNING transition. Hence a study never runs more trials than its budget and never a
-grid point twice. A worker that dies stops sending heartbeats; its trial is marked failed and a
-copy with the same parameters is queued again, so re-running the command completes the study.
+One study per (model, dataset, encoder, sampler, search space, budget, processed data). Any number
+of workers (`tedbench tune` processes, one per GPU or machine) share a study through its storage
+URL: a local SQLite file by default, PostgreSQL to scale out. No scheduler of our own: the budget is
+laid out as WAITING trials, one per *slot* (a grid point, or an empty slot that TPE fills when a
+worker claims it), and workers claim them through the storage's atomic WAITING -> RUNNING
+transition. Hence a study never runs more trials than its budget and never a grid point twice.
+
+Surviving kills:
+- Set-up (create the study, lay out the slots, then mark it `tedbench_ready`) runs under the
+  study's lock (`benchmark.studylock`) and only adds the slots still missing, so a worker that
+  finds a study not ready (its creator was killed) completes the set-up without duplicating one.
+- A claimer records the trial's heartbeat just before claiming it and its owner (pid, host name
+  and pid namespace) just after. A RUNNING trial whose owner is provably gone (same host and pid
+  namespace, pid dead) is failed and queued again at once by the next worker; any other trial is
+  failed and queued again once its heartbeat is `grace_period` seconds old (Optuna's
+  `fail_stale_trials`). The copy keeps the parameters and slot (Optuna's
+  `RetryHeartbeatStaleTrialCallback`); a slot is tried at most `1 + MAX_RETRIES` times.
+- The budget is complete when every slot has a COMPLETE (or, for TPE, PRUNED) trial or has failed
+  `1 + MAX_RETRIES` times. Only then is the best trial exported; a rerun of the command after a
+  kill completes the budget and exports, and the export is identical to an uninterrupted study's.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
+import os
+import socket
 import sys
 import threading
 import time
@@ -29,15 +44,21 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from benchmark.data.prepare import processed_dir
 from benchmark.engine.run import train
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
-from benchmark.fsutil import write_json
+from benchmark.faults import pause_point
+from benchmark.fsutil import clean_orphans, file_digest, pid_alive, write_json
 from benchmark.registry import ModelEntry, SearchParam, get_model
+from benchmark.studylock import study_lock
 
 GRACE_SECONDS = 60  # a trial whose worker sent no heartbeat for this long is failed and re-queued
-MAX_RETRIES = 2
-READY_ATTR = "tedbench_ready"
+MAX_RETRIES = 2  # a slot is tried at most 1 + MAX_RETRIES times
+READY_ATTR = "tedbench_ready"  # study user attr: the whole budget is laid out
+SLOT_ATTR = "tedbench_slot"  # trial user attr: the budget slot (0..budget-1), kept by retries
+OWNER_ATTR = "tedbench_owner"  # trial system attr: pid, host and pid namespace of the claimer
+DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 @dataclass
@@ -75,13 +96,26 @@ def _space_grid(entry: ModelEntry, spec: TuneSpec) -> dict[str, tuple[Any, ...]]
     return grid
 
 
+def data_digest(spec: TuneSpec) -> str:
+    """Identifies the processed data: the digest of its manifest.
+
+    The manifest holds the source files' checksums, the processing options and version and the
+    counts, and preparing the same inputs twice writes it byte-identically.
+    """
+    path = processed_dir(spec.data_root, spec.dataset) / "manifest.json"
+    if not path.exists():
+        raise TedbenchError(f"{path}: no processed dataset here; run `tedbench prepare --dataset {spec.dataset}` first")
+    return file_digest(path)[:16]
+
+
 def study_name(entry: ModelEntry, spec: TuneSpec) -> str:
-    """Stable name: a changed space, grid, budget or fixed option starts a new study."""
+    """Stable name: a changed space, grid, budget, fixed option or processed data starts a new study."""
     if spec.sampler == "grid":
         space: Any = {k: list(v) for k, v in _space_grid(entry, spec).items()}
     else:
         space = {k: vars(v) | {"choices": list(v.choices)} for k, v in sorted(entry.search_space.items())}
-    payload = json.dumps({"space": space, "overrides": spec.overrides, "budget": budget(entry, spec), **_training_budget(spec.train_config)}, sort_keys=True, default=str)
+    payload = json.dumps({"space": space, "overrides": spec.overrides, "budget": budget(entry, spec), "data": data_digest(spec),
+                          **_training_budget(spec.train_config)}, sort_keys=True, default=str)
     version = hashlib.sha256(payload.encode()).hexdigest()[:10]
     return f"{entry.name}.{spec.dataset}.{spec.encoder or 'noenc'}.{spec.sampler}.{version}"
 
@@ -104,7 +138,16 @@ def heartbeat_interval(grace_period: int) -> int:
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module=__name__)
-RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+class _Retry(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry (same parameters, user attrs and slot), less the failed attempt's owner."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)  # the callback appends to the trial's retry history
+        trial.system_attrs = {k: v for k, v in trial.system_attrs.items() if k != OWNER_ATTR}
+        super().__call__(study, trial)
+
+
+RETRY = _Retry(max_retry=MAX_RETRIES)
 
 
 def make_storage(url: str, grace_period: int = GRACE_SECONDS) -> optuna.storages.RDBStorage:
@@ -112,7 +155,7 @@ def make_storage(url: str, grace_period: int = GRACE_SECONDS) -> optuna.storages
 
     A trial whose heartbeat stops is failed and re-queued with the same parameters.
     """
-    if not url.startswith(("sqlite:", "postgresql", "mysql")):
+    if not url.startswith(("sqlite:", "postgresql")):
         raise TedbenchError(f"storage {url!r}: use sqlite:///FILE or postgresql://USER@HOST/DB")
     attempts = 5
     for attempt in range(attempts):
@@ -134,40 +177,111 @@ def make_storage(url: str, grace_period: int = GRACE_SECONDS) -> optuna.storages
 
 
 def open_study(entry: ModelEntry, spec: TuneSpec, storage: optuna.storages.RDBStorage) -> optuna.Study:
-    """Create the study and lay out its budget, or join it once its creator has done so."""
+    """The study, its budget laid out: created here, joined, or its interrupted set-up completed."""
     name = study_name(entry, spec)
-    try:
-        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-    except optuna.exceptions.DuplicatedStudyError:
+    if name in optuna.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)
-        deadline = time.monotonic() + 120
-        while not study.user_attrs.get(READY_ATTR):
-            if time.monotonic() > deadline:
-                raise TedbenchError(f"study {name}: its creator never finished laying out the budget")
-            time.sleep(0.5)
-        return study
-    n = budget(entry, spec)
-    if spec.sampler == "grid":
-        grid = _space_grid(entry, spec)
-        for values in itertools.islice(itertools.product(*grid.values()), n):
-            study.enqueue_trial(dict(zip(grid, values)), skip_if_exists=False)
-    else:
-        for _ in range(n):
-            study.enqueue_trial({}, skip_if_exists=False)
-    for key, value in {"model": entry.name, "dataset": spec.dataset, "encoder": spec.encoder, "sampler": spec.sampler, "budget": n, "overrides": spec.overrides}.items():
-        study.set_user_attr(key, value)
-    study.set_user_attr(READY_ATTR, True)
+        if study.user_attrs.get(READY_ATTR):
+            return study
+    with study_lock(storage, name):
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+        if not study.user_attrs.get(READY_ATTR):
+            _lay_out(study, entry, spec)
     return study
 
 
+def _lay_out(study: optuna.Study, entry: ModelEntry, spec: TuneSpec) -> None:
+    """Queue every slot not queued yet, record what the study is, then mark it ready (under the study lock)."""
+    present = {t.user_attrs.get(SLOT_ATTR) for t in study.get_trials(deepcopy=False)}
+    n = budget(entry, spec)
+    if spec.sampler == "grid":
+        grid = _space_grid(entry, spec)
+        slots = [dict(zip(grid, values)) for values in itertools.islice(itertools.product(*grid.values()), n)]
+    else:
+        slots = [{} for _ in range(n)]
+    for slot, params in enumerate(slots):
+        if slot not in present:
+            study.enqueue_trial(params, user_attrs={SLOT_ATTR: slot}, skip_if_exists=False)
+            pause_point("tune.setup_mid")
+    facts = {"model": entry.name, "dataset": spec.dataset, "encoder": spec.encoder, "sampler": spec.sampler, "budget": n,
+             "overrides": spec.overrides, "data": data_digest(spec)}
+    for key, value in facts.items():
+        study.set_user_attr(key, value)
+    study.set_user_attr(READY_ATTR, True)
+
+
+def this_host() -> dict[str, str]:
+    """Where a pid names a process: the host name and its pid namespace (boot id and namespace inode)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except OSError:  # no /proc: the host name alone
+        namespace = ""
+    return {"host": socket.gethostname(), "pid_namespace": namespace}
+
+
+def owner_gone(owner: dict[str, Any] | None) -> bool:
+    """The claimer recorded in `owner` provably no longer runs: same host and pid namespace, pid dead."""
+    if not owner:
+        return False  # claimed a moment ago, or by an older worker: the heartbeat decides
+    here = this_host()
+    return all(owner.get(key) == value for key, value in here.items()) and not pid_alive(int(owner["pid"]))
+
+
 def claim(study: optuna.Study, storage: optuna.storages.RDBStorage) -> int | None:
-    """Atomically take one WAITING trial (WAITING -> RUNNING); its id, or None when none is left."""
+    """Atomically take one WAITING trial (WAITING -> RUNNING); its id, or None when none is left.
+
+    The heartbeat is recorded before the claim, so even a claimer killed at once leaves a RUNNING
+    trial whose heartbeat goes stale; its owner is recorded right after.
+    """
     study_id = storage.get_study_id_from_name(study.study_name)
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number)
-        if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+        storage.record_heartbeat(trial_id)
+        try:
+            claimed = storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker claimed and finished it meanwhile
+        if claimed:
+            storage.set_trial_system_attr(trial_id, OWNER_ATTR, {"pid": os.getpid(), **this_host()})
+            pause_point("tune.after_claim")
             return trial_id
     return None
+
+
+def fail_and_retry(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int) -> None:
+    """Fail a RUNNING trial and queue its retry (at most MAX_RETRIES per slot); hold the study lock."""
+    try:
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return  # finished, or failed by another worker, meanwhile
+    RETRY(study, storage.get_trial(trial_id))
+
+
+def recover(study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:
+    """Fail and re-queue the trials of dead workers, and re-queue slots whose retry was lost (under the study lock).
+
+    A trial is dead when its owner is provably gone from this host, or its heartbeat is older than
+    the grace period. A slot is lost when a worker died between failing its trial and queueing the retry.
+    """
+    optuna.storages.fail_stale_trials(study)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if owner_gone(frozen.system_attrs.get(OWNER_ATTR)):
+            fail_and_retry(study, storage, storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number))
+    trials = study.get_trials(deepcopy=False)
+    for slot in unfinished_slots(study):
+        if not any(t.user_attrs.get(SLOT_ATTR) == slot and t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
+            RETRY(study, max((t for t in trials if t.user_attrs.get(SLOT_ATTR) == slot), key=lambda t: t.number))
+
+
+def unfinished_slots(study: optuna.Study) -> list[int]:
+    """Slots with no COMPLETE or PRUNED trial that have not yet failed 1 + MAX_RETRIES times."""
+    trials = study.get_trials(deepcopy=False)
+    done = {t.user_attrs.get(SLOT_ATTR) for t in trials if t.state in DONE_STATES}
+    failures = [t.user_attrs.get(SLOT_ATTR) for t in trials if t.state == TrialState.FAIL]
+    return [slot for slot in range(study.user_attrs["budget"]) if slot not in done and failures.count(slot) <= MAX_RETRIES]
 
 
 @contextmanager
@@ -231,6 +345,7 @@ def _run_trial(name: str, storage: optuna.storages.RDBStorage, trial_id: int, en
     params = suggest(trial, search_space(entry, spec))
 
     def report(epoch: int, valid: dict[str, float]) -> None:
+        pause_point("tune.mid_trial")
         trial.report(round(valid[SELECTION_METRIC], 4), epoch)
         if trial.should_prune():
             raise optuna.TrialPruned()
@@ -243,40 +358,85 @@ def _run_trial(name: str, storage: optuna.storages.RDBStorage, trial_id: int, en
                 overrides={**spec.overrides, **params}, train_config=spec.train_config, progress=False, on_epoch=report,
             )
         except optuna.TrialPruned:
-            return study.tell(trial, state=TrialState.PRUNED)
+            return _finish(study, storage, trial_id, trial, state=TrialState.PRUNED)
         except Exception:
-            RETRY(study, study.tell(trial, state=TrialState.FAIL))
+            with study_lock(storage, name):
+                fail_and_retry(study, storage, trial_id)
             raise
-    trial.set_user_attr("test", metrics["test"])
-    trial.set_user_attr("best_epoch", metrics["best_epoch"])
-    return study.tell(trial, metrics["valid"][SELECTION_METRIC])
+    value = metrics["valid"][SELECTION_METRIC]
+    return _finish(study, storage, trial_id, trial, value, test=metrics["test"], best_epoch=metrics["best_epoch"])
+
+
+def _finish(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int, trial: optuna.Trial,
+            value: float | None = None, state: TrialState | None = None, **attrs: Any) -> FrozenTrial:
+    """Tell the trial's outcome, unless another worker failed it meanwhile (its heartbeat looked stale): then its retry counts."""
+    try:
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        study.tell(trial, value, state=state, skip_if_finished=True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+    return storage.get_trial(trial_id)
+
+
+
+
+def best_params_path(results_root: Path, dataset: str, model: str) -> Path:
+    """Where a study's best parameters are exported (`tedbench train --params`, the pipeline)."""
+    return Path(results_root) / "best_params" / dataset / f"{model}.json"
+
+
+def is_exported(spec: TuneSpec) -> bool:
+    """The exported best parameters exist and come from exactly this spec's study (same name)."""
+    path = best_params_path(spec.results_root, spec.dataset, spec.model)
+    if not path.exists():
+        return False
+    try:
+        exported = json.loads(path.read_text(encoding="utf-8"))["study"]
+    except (ValueError, KeyError, TypeError) as exc:
+        problem = f"not an exported best-parameters file ({type(exc).__name__})"
+        raise TedbenchError(f"{path}: {problem}; delete it to re-tune") from None
+    return exported == study_name(get_model(spec.model), spec)
 
 
 def export_best(study: optuna.Study, entry: ModelEntry, spec: TuneSpec) -> Path | None:
-    """Write the best trial's parameters (atomically) for `tedbench train --params`."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    """Write the best trial's parameters (atomically) for `tedbench train --params`; only a complete budget is exported.
+
+    Nothing in the file depends on trial numbers or on how many workers ran or were killed, so an
+    interrupted study exports exactly what an uninterrupted one does.
+    """
+    if not study.user_attrs.get(READY_ATTR) or unfinished_slots(study):
+        return None
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         return None
-    best = max(complete, key=lambda t: (t.value, -t.number))
-    path = Path(spec.results_root) / "best_params" / spec.dataset / f"{entry.name}.json"
+    best = max(complete, key=lambda t: (t.value, -t.user_attrs[SLOT_ATTR]))
+    done = {t.user_attrs[SLOT_ATTR] for t in trials if t.state in DONE_STATES}
+    failed = sorted({t.user_attrs[SLOT_ATTR] for t in trials if t.state == TrialState.FAIL} - done)
+    pause_point("tune.before_export")
+    path = best_params_path(spec.results_root, spec.dataset, entry.name)
+    clean_orphans(path.parent)  # staging files of an export that was killed while writing
     write_json(path, {
         "model": entry.name,
         "dataset": spec.dataset,
         "encoder": spec.encoder,
         "study": study.study_name,
+        "data": study.user_attrs["data"],
         "sampler": spec.sampler,
         "objective": f"best valid {SELECTION_METRIC} (rounded to 4 decimals, early-stopped)",
         "value": best.value,
-        "trial": best.number,
+        "slot": best.user_attrs[SLOT_ATTR],
         "complete_trials": len(complete),
-        "budget": study.user_attrs.get("budget"),
+        "budget": study.user_attrs["budget"],
+        "failed_slots": failed,  # each failed 1 + MAX_RETRIES times (e.g. a diverging learning rate)
         "params": {**spec.overrides, **best.params},
     })
     return path
 
 
 def tune(spec: TuneSpec) -> dict[str, Any]:
-    """Run one worker until the study's budget is used up (or `timeout` passes)."""
+    """Run one worker until the study's budget is used up (or `timeout` passes); export it once complete."""
     entry = get_model(spec.model)
     if spec.sampler not in ("grid", "tpe"):
         raise TedbenchError(f"unknown sampler {spec.sampler!r} (known: grid, tpe)")
@@ -285,12 +445,12 @@ def tune(spec: TuneSpec) -> dict[str, Any]:
     name = study.study_name
     total = study.user_attrs["budget"]
     started = time.monotonic()
-    done_states = (TrialState.COMPLETE, TrialState.PRUNED)
     bar = tqdm(total=total, desc=name, disable=not spec.progress, dynamic_ncols=True)
-    bar.update(len(study.get_trials(deepcopy=False, states=done_states)))
+    bar.update(len(study.get_trials(deepcopy=False, states=DONE_STATES)))
     ran = 0
     while spec.timeout is None or time.monotonic() - started < spec.timeout:
-        optuna.storages.fail_stale_trials(study)
+        with study_lock(storage, name):
+            recover(study, storage)
         trial_id = claim(study, storage)
         if trial_id is None:
             break
@@ -301,6 +461,10 @@ def tune(spec: TuneSpec) -> dict[str, Any]:
     bar.close()
     best_path = export_best(study, entry, spec)
     states = [t.state for t in study.get_trials(deepcopy=False)]
+    if best_path is None and unfinished_slots(study):
+        tqdm.write(f"study {name}: budget not complete, nothing exported; {states.count(TrialState.RUNNING)} trial(s) still "
+                   f"running (other workers, or dead ones failed after the {spec.grace_period} s heartbeat grace): "
+                   "run `tedbench tune` again to finish it", file=sys.stderr)
     return {
         "study": name,
         "trials_run_by_this_worker": ran,

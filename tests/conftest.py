@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +65,24 @@ def sample_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sample-data")
     prepare("OR-sample", data_root=root, mirror=None, raw_root=tmp_path_factory.mktemp("sample-raw"), download=False)
     return root
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server named by TEDBENCH_TEST_POSTGRES."""
+    base = os.environ.get("TEDBENCH_TEST_POSTGRES")
+    if not base:
+        if os.environ.get("TEDBENCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail("TEDBENCH_TEST_POSTGRES is required (CI starts a PostgreSQL server) but unset")
+        pytest.skip("no PostgreSQL server (set TEDBENCH_TEST_POSTGRES=postgresql://USER@/postgres?host=/var/run/postgresql)")
+    import sqlalchemy
+
+    name = f"tedbench_{uuid.uuid4().hex[:8]}"
+    engine = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    url = sqlalchemy.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    engine.dispose()

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import optuna
@@ -51,27 +50,6 @@ def test_default_storage_runs_the_paper_grid(tiny_root, capsys):
     out = tiny_root / "from-best"
     assert main(["train", "--model", "SASRec", "--dataset", "tiny", "--data-root", str(tiny_root / "data"), "--device", "cpu", "--epochs", "1", "--params", str(tiny_root / "results" / "best_params" / "tiny" / "SASRec.json"), "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["model_config"]["learning_rate"] == top.params["learning_rate"]
-
-
-@pytest.fixture
-def postgres_url() -> str:
-    """A fresh database on the PostgreSQL server named by TEDBENCH_TEST_POSTGRES."""
-    base = os.environ.get("TEDBENCH_TEST_POSTGRES")
-    if not base:
-        if os.environ.get("TEDBENCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail("TEDBENCH_TEST_POSTGRES is required (CI starts a PostgreSQL server) but unset")
-        pytest.skip("no PostgreSQL server (set TEDBENCH_TEST_POSTGRES=postgresql://USER@/postgres?host=/var/run/postgresql)")
-    import sqlalchemy
-
-    name = f"tedbench_{uuid.uuid4().hex[:8]}"
-    engine = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    url = sqlalchemy.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    engine.dispose()
 
 
 def spawn(root: Path, storage: str, *extra: str) -> subprocess.Popen:
