@@ -106,12 +106,15 @@ def resolve(source: DatasetSource, mirror: Path | None, raw_dir: Path, *, form: 
             wanted = "; ".join(f"{f.name}: {', '.join(str(BUNDLED_DIR / s.path) + ' (bundled)' if s.bundled else s.path for s in f.files)}" for f in forms)
             raise TedbenchError(f"dataset {source.name}: no complete form found in {raw_dir} or {where}; expected one of {wanted}")
     _refuse_unpinned(source, candidate, paths, allow_unpinned)
-    digests = {}
-    for spec, path in zip(candidate.files, paths):
-        digests[spec.path] = verify(path, spec.digest)
+    digests = {spec.path: verify(path, spec.digest) for spec, path in zip(candidate.files, paths)}
+    return candidate, paths, digests
+
+
+def report_unpinned(form: Form, digests: dict[str, str]) -> None:
+    """After a successful run, the sha256 of each unpinned file read (to pin it in `sources`), on stderr."""
+    for spec in form.files:
         if spec.digest is None:
             print(f"unpinned file {spec.path}: sha256:{digests[spec.path]}", file=sys.stderr)
-    return candidate, paths, digests
 
 
 def _refuse_unpinned(source: DatasetSource, form: Form, paths: list[Path], allow_unpinned: bool) -> None:
@@ -129,7 +132,7 @@ def _refuse_unpinned(source: DatasetSource, form: Form, paths: list[Path], allow
 def fetch(source: DatasetSource, mirror: Path | None, raw_dir: Path, **kwargs) -> list[Path]:
     """Verified copies of a form's files in `raw_dir` (from the mirror, or downloaded)."""
     clean_orphans(raw_dir)
-    chosen, paths, _ = resolve(source, mirror, raw_dir, **kwargs)
+    chosen, paths, digests = resolve(source, mirror, raw_dir, **kwargs)
     local = []
     for spec, path in zip(chosen.files, paths):
         target = local_path(raw_dir, spec)
@@ -142,4 +145,5 @@ def fetch(source: DatasetSource, mirror: Path | None, raw_dir: Path, **kwargs) -
             except OSError as exc:
                 raise TedbenchError(f"{target}: cannot write ({exc.strerror or exc})") from None
         local.append(target)
+    report_unpinned(chosen, digests)
     return local

@@ -7,7 +7,7 @@ from typing import Any
 
 from benchmark import __version__
 from benchmark.data import readers
-from benchmark.data.fetch import resolve
+from benchmark.data.fetch import report_unpinned, resolve
 from benchmark.data.process import build_sequences
 from benchmark.data.publish import processed_dir, publish_sequences, target_dir
 from benchmark.data.raw import RawInteractions
@@ -86,7 +86,9 @@ def prepare(
         "source_files": digests,
         "paper_counts": source.paper_counts,
     }
-    return _write(raw, out, manifest, k=k, tie_order=tie_order, tie_seed=tie_seed, area="prepare", force=force)
+    counts = _write(raw, out, manifest, k=k, tie_order=tie_order, tie_seed=tie_seed, area="prepare", force=force)
+    report_unpinned(chosen, digests)
+    return counts
 
 
 def import_recbole(
