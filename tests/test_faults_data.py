@@ -95,6 +95,10 @@ def embed_args(root: Path) -> list[str]:
     return ["embed", "--dataset", "OR-sample", "--encoder", "random", "--device", "cpu", "--data-root", str(root)]
 
 
+def fetch_args(raw: Path) -> list[str]:
+    return ["fetch", "--dataset", "OR-sample", "--offline", "--raw-root", str(raw)]
+
+
 def cli_ok(args: list[str]) -> None:
     done = run_cli(args)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -102,7 +106,8 @@ def cli_ok(args: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Data roots written by uninterrupted runs: `prepare` (OR-sample), `import` (synthetic), `embed` (both steps)."""
+    """Folders written by uninterrupted runs: data roots of `prepare` (OR-sample), `import` (synthetic) and
+    `embed` (prepare, then embed), and the raw root of `fetch` (OR-sample)."""
     base = tmp_path_factory.mktemp("clean")
     inputs = base / "inputs"
     write_atomic(inputs)
@@ -111,6 +116,8 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cli_ok(import_args(roots["import"], inputs))
     cli_ok(prepare_args(roots["embed"], base / "raw"))
     cli_ok(embed_args(roots["embed"]))
+    roots["fetch"] = base / "fetched"
+    cli_ok(fetch_args(roots["fetch"]))
     return roots
 
 
@@ -135,6 +142,7 @@ KILLS = [
     Kill("import", "import.before_publish", setup="other-import", extra=("--force",)),  # replacing a dataset
     Kill("embed", "embed.before_publish", setup="prepared"),
     Kill("embed", "embed.after_metadata", setup="prepared"),
+    Kill("fetch", "fetch.before_publish"),
 ]
 
 
@@ -147,20 +155,22 @@ def test_kill_then_rerun_equals_clean_run(case: Kill, clean: dict[str, Path], tm
     elif case.setup == "other-import":
         write_atomic(tmp_path / "other", users=20, per_user=7)
         import_recbole("synthetic", data_root=root, atomic=tmp_path / "other" / "synthetic.inter")
-    args = {"prepare": prepare_args(root, raw), "import": import_args(root, inputs), "embed": embed_args(root)}[case.command]
+    args = {"prepare": prepare_args(root, raw), "import": import_args(root, inputs), "embed": embed_args(root),
+            "fetch": fetch_args(raw)}[case.command]
     args += list(case.extra)
-    before = published(root)
+    out = raw if case.command == "fetch" else root
+    before = published(out)
 
     kill_at(args, case.point, tmp_path / "pause")
-    assert orphans(root), f"the kill at {case.point} left no staging path: the point is not mid-write"
-    after = published(root)
+    assert orphans(out), f"the kill at {case.point} left no staging path: the point is not mid-write"
+    after = published(out)
     assert all(after.get(path) == content for path, content in before.items()), "a killed run changed published files"
     # Only an embedding's metadata may be published ahead of its matrix (the matrix is what marks a cache hit).
     assert all(path.endswith(".json") and path[:-5] + ".npy" not in after for path in set(after) - set(before))
 
     cli_ok(args)
-    assert orphans(root) == []
-    assert tree(root) == tree(clean[case.command])
+    assert orphans(out) == []
+    assert tree(out) == tree(clean[case.command])
 
 
 # --- bad inputs: one-line errors, nothing written -----------------------------------------------
@@ -253,6 +263,9 @@ BAD = [
     Bad("unknown-dataset", f"{PREPARE} --dataset ml-2m", "unknown dataset 'ml-2m' (known: ml-1m, OR"),
     Bad("dataset-path", f"{PREPARE} --dataset ../OR", "unknown dataset '../OR'"),
     Bad("missing-files", f"{PREPARE} --dataset ml-1m --mirror {{t}}", "no complete form found"),
+    Bad("unknown-form", f"{PREPARE} --dataset OR --form excel", "dataset OR has no form 'excel' (known: upstream, csv, rda)"),
+    Bad("unpinned-download", "prepare --data-root {d} --raw-root {r} --dataset Food",
+        "upstream file has no pinned checksum; pass --allow-unpinned"),
     Bad("unpinned-local", f"{PREPARE} --dataset Office", "has no pinned checksum; pass --allow-unpinned",
         _raw_files("Office", "Office_Products.csv", "meta_Office_Products.json.gz")),
     Bad("fetch-unpinned-local", "fetch --raw-root {r} --offline --dataset Office", "pass --allow-unpinned",
@@ -320,6 +333,7 @@ BAD = [
     Bad("embed-unprepared", f"{EMBED} --encoder random", "missing items.npy"),
     # sample
     Bad("sample-invoices-zero", "sample --dataset OR-sample --invoices 0 --out {t}/s.csv.gz", "--invoices must be a positive"),
+    Bad("sample-unknown-dataset", "sample --dataset ml-1m --invoices 5 --out {t}/s.csv.gz", "cannot be sampled (sampleable: OR"),
     Bad("sample-not-gzip", "sample --dataset OR-sample --invoices 5 --out {t}/s.csv", "path ending in .csv.gz"),
 ]
 

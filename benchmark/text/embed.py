@@ -94,7 +94,7 @@ def embed_texts(
     text_digest = texts_sha256(texts)
     key = cache_key(spec, revision, dtype, seed, text_digest)
     path = Path(cache_dir) / spec.name / f"{key}.npy"
-    clean_orphans(path.parent)
+    clean_orphans(Path(cache_dir))
     cached = _cached(path, len(texts) + 1) if path.exists() else None
     if cached is not None:
         return EmbeddingResult(matrix=cached, path=path, key=key, cache_hit=True)
