@@ -17,10 +17,10 @@ from benchmark.data.readers._common import (
     decode_lines,
     item_texts_for,
     line_error,
+    nonempty_tokens,
     parse_float,
     parse_int,
     read_lines,
-    nonempty_tokens,
     recbole_header,
     split_fields,
 )
