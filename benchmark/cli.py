@@ -53,6 +53,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         tie_seed=args.tie_seed,
         download=not args.offline,
         allow_unpinned=args.allow_unpinned,
+        force=args.force,
     )
     _print_json(counts) if args.json else print(f"{args.dataset}: {counts['users']:,} users, {counts['items']:,} items, {counts['interactions']:,} interactions, sparsity {counts['sparsity']:.4f}%")
 
@@ -83,6 +84,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         benchmark_dir=Path(args.benchmark) if args.benchmark else None,
         tie_order=args.tie_order,
         tie_seed=args.tie_seed,
+        force=args.force,
     )
     _print_json(counts)
 
@@ -105,8 +107,9 @@ def cmd_stats(args: argparse.Namespace) -> None:
 def cmd_embed(args: argparse.Namespace) -> None:
     from benchmark.data.prepare import processed_dir
     from benchmark.data.store import load_sequences
-    from benchmark.text.embed import embed_texts
+    from benchmark.text.embed import check_options, embed_texts
 
+    check_options(args.encoder, args.batch_size)
     seqs = load_sequences(processed_dir(_data_root(args), args.dataset))
     result = embed_texts(
         seqs.item_text,
@@ -376,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dataset", required=True)
         p.add_argument("--form", help="force one source form (e.g. upstream, csv, recbole-atomic)")
         p.add_argument("--offline", action="store_true", help="never download; use the raw folder or the mirror only")
-        p.add_argument("--allow-unpinned", action="store_true", help="accept upstream files whose checksum is not pinned yet")
+        p.add_argument("--allow-unpinned", action="store_true", help="accept files whose checksum is not pinned yet (downloaded or found locally)")
 
     p = common(sub.add_parser("fetch", help="copy a dataset's verified raw files into the raw folder (from the mirror or upstream)"))
     source_options(p)
@@ -386,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     source_options(p)
     p.add_argument("--k-core", type=int, default=5, help="iterative k-core filter on users and items (default 5, as the paper)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace a prepared folder built from other inputs (identical inputs: nothing to do)")
     ties(p)
     p.set_defaults(func=cmd_prepare)
 
@@ -402,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atomic", help="a RecBole .inter file (user_id, item_id, optional timestamp)")
     p.add_argument("--item", help="the matching .item file for item text")
     p.add_argument("--benchmark", help="a folder with NAME.train/valid/test.inter benchmark files")
+    p.add_argument("--force", action="store_true", help="replace an imported dataset of this name built from other inputs")
     ties(p)
     p.set_defaults(func=cmd_import)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from tqdm import tqdm
 
 from benchmark.data.sources import BUNDLED_DIR, DatasetSource, Form, SourceFile
 from benchmark.errors import TedbenchError
-from benchmark.fsutil import atomic_path, file_digest
+from benchmark.faults import pause_point
+from benchmark.fsutil import atomic_path, clean_orphans, file_digest
 
 MIRROR_ENV = "TEDBENCH_MIRROR"
 RAW_ENV = "TEDBENCH_RAW"
@@ -103,23 +105,45 @@ def resolve(source: DatasetSource, mirror: Path | None, raw_dir: Path, *, form: 
             where = f"mirror {mirror}" if mirror else f"no mirror (set {MIRROR_ENV} or --mirror)"
             wanted = "; ".join(f"{f.name}: {', '.join(str(BUNDLED_DIR / s.path) + ' (bundled)' if s.bundled else s.path for s in f.files)}" for f in forms)
             raise TedbenchError(f"dataset {source.name}: no complete form found in {raw_dir} or {where}; expected one of {wanted}")
-    digests = {}
-    for spec, path in zip(candidate.files, paths):
-        digests[spec.path] = verify(path, spec.digest)
-        if spec.digest is None and spec.url is not None:
-            print(f"unpinned upstream file {spec.path}: sha256:{digests[spec.path]}")
+    _refuse_unpinned(source, candidate, paths, allow_unpinned)
+    digests = {spec.path: verify(path, spec.digest) for spec, path in zip(candidate.files, paths)}
     return candidate, paths, digests
+
+
+def report_unpinned(form: Form, digests: dict[str, str]) -> None:
+    """After a successful run, the sha256 of each unpinned file read (to pin it in `sources`), on stderr."""
+    for spec in form.files:
+        if spec.digest is None:
+            print(f"unpinned file {spec.path}: sha256:{digests[spec.path]}", file=sys.stderr)
+
+
+def _refuse_unpinned(source: DatasetSource, form: Form, paths: list[Path], allow_unpinned: bool) -> None:
+    """Files without a pinned checksum are read only with --allow-unpinned, wherever they were found."""
+    unpinned = [str(path) for spec, path in zip(form.files, paths) if spec.digest is None]
+    if unpinned and not allow_unpinned:
+        pinned = [f.name for f in source.forms if all(spec.digest for spec in f.files)]
+        choose = f", or --form {'/'.join(pinned)} for a pinned form" if pinned else ""
+        raise TedbenchError(
+            f"dataset {source.name}, form {form.name}: {', '.join(unpinned)} has no pinned checksum; "
+            f"pass --allow-unpinned to read it{choose}"
+        )
 
 
 def fetch(source: DatasetSource, mirror: Path | None, raw_dir: Path, **kwargs) -> list[Path]:
     """Verified copies of a form's files in `raw_dir` (from the mirror, or downloaded)."""
-    chosen, paths, _ = resolve(source, mirror, raw_dir, **kwargs)
+    clean_orphans(raw_dir)
+    chosen, paths, digests = resolve(source, mirror, raw_dir, **kwargs)
     local = []
     for spec, path in zip(chosen.files, paths):
         target = local_path(raw_dir, spec)
         if path != target:
-            with atomic_path(target) as tmp:
-                shutil.copyfile(path, tmp)
-                verify(tmp, spec.digest)
+            try:
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(path, tmp)
+                    verify(tmp, spec.digest)
+                    pause_point("fetch.before_publish")
+            except OSError as exc:
+                raise TedbenchError(f"{target}: cannot write ({exc.strerror or exc})") from None
         local.append(target)
+    report_unpinned(chosen, digests)
     return local

@@ -7,23 +7,29 @@ from typing import Any
 
 from benchmark import __version__
 from benchmark.data import readers
-from benchmark.data.fetch import resolve
+from benchmark.data.fetch import report_unpinned, resolve
 from benchmark.data.process import build_sequences
+from benchmark.data.publish import processed_dir, publish_sequences, target_dir
 from benchmark.data.raw import RawInteractions
-from benchmark.data.sources import get_source
-from benchmark.data.store import paper_counts, save_sequences
+from benchmark.data.sources import SOURCES, get_source
+from benchmark.data.store import paper_counts
 from benchmark.errors import TedbenchError
-from benchmark.fsutil import file_digest
+from benchmark.fsutil import clean_orphans, file_digest, safe_name
+
+__all__ = ["import_recbole", "prepare", "prepare_if_missing", "processed_dir"]
 
 # Bumped whenever processing changes what a prepared folder contains.
 PROCESSING_VERSION = 1
 
 
-def processed_dir(data_root: Path, name: str) -> Path:
-    return Path(data_root) / "processed" / name
+def check_k_core(k: int) -> None:
+    """The k-core option, checked before anything is read or written."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise TedbenchError(f"--k-core must be a whole number >= 1 (1 keeps every interaction), got {k!r}")
 
 
-def _write(raw: RawInteractions, out: Path, manifest: dict[str, Any], *, k: int, tie_order: str, tie_seed: int) -> dict[str, Any]:
+def _write(raw: RawInteractions, out: Path, manifest: dict[str, Any], *, k: int, tie_order: str, tie_seed: int,
+           area: str, force: bool) -> dict[str, Any]:
     seqs = build_sequences(raw, k=k, tie_order=tie_order, tie_seed=tie_seed)
     has_ties = raw.timestamp is not None and not raw.prefiltered
     manifest = {
@@ -36,7 +42,7 @@ def _write(raw: RawInteractions, out: Path, manifest: dict[str, Any], *, k: int,
         "text_coverage": round(sum(1 for t in seqs.item_text if t) / max(1, len(seqs.item_text)), 4),
         "code_version": f"tedbench {__version__}, processing v{PROCESSING_VERSION}",
     }
-    save_sequences(out, seqs, manifest)
+    publish_sequences(out, seqs, manifest, area=area, force=force)
     return paper_counts(seqs)
 
 
@@ -58,9 +64,16 @@ def prepare(
     tie_seed: int = 2020,
     download: bool = True,
     allow_unpinned: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Prepare one of the paper's datasets; returns its Table 2 counts."""
+    """Prepare one of the paper's datasets; returns its Table 2 counts.
+
+    An existing folder prepared from identical inputs is left as it is; other inputs need `force`.
+    """
     source = get_source(name)
+    check_k_core(k)
+    out = target_dir(data_root, name)
+    clean_orphans(Path(raw_root) / name)
     chosen, paths, digests = resolve(
         source, mirror, Path(raw_root) / name, form=form, download=download, allow_unpinned=allow_unpinned
     )
@@ -73,7 +86,9 @@ def prepare(
         "source_files": digests,
         "paper_counts": source.paper_counts,
     }
-    return _write(raw, processed_dir(data_root, name), manifest, k=k, tie_order=tie_order, tie_seed=tie_seed)
+    counts = _write(raw, out, manifest, k=k, tie_order=tie_order, tie_seed=tie_seed, area="prepare", force=force)
+    report_unpinned(chosen, digests)
+    return counts
 
 
 def import_recbole(
@@ -86,10 +101,23 @@ def import_recbole(
     k: int = 5,
     tie_order: str = "random",
     tie_seed: int = 2020,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Import any RecBole dataset: atomic `.inter` (+ `.item`) files, or benchmark files."""
+    """Import any RecBole dataset: atomic `.inter` (+ `.item`) files, or benchmark files.
+
+    The name must not be one of the built-in datasets; an existing import of the same name is left
+    as it is when the inputs are identical and replaced only with `force` otherwise.
+    """
+    safe_name(name, "--name")
+    builtin = {source.casefold(): source for source in SOURCES}.get(name.casefold())
+    if builtin:
+        raise TedbenchError(f"--name {name!r} is the built-in dataset {builtin!r} (use `tedbench prepare`); choose another name")
     if (atomic is None) == (benchmark_dir is None):
         raise TedbenchError("give exactly one of --atomic FILE.inter or --benchmark DIR")
+    if item_file is not None and atomic is None:
+        raise TedbenchError("--item goes with --atomic (benchmark files take their text from NAME.text)")
+    check_k_core(k)
+    out = target_dir(data_root, name)
     if atomic is not None:
         raw = readers.read_recbole_atomic(atomic, item_file)
         files = [atomic] + ([item_file] if item_file else [])
@@ -104,4 +132,4 @@ def import_recbole(
         "source_files": {Path(f).name: file_digest(Path(f)) for f in files},
         "paper_counts": {},
     }
-    return _write(raw, processed_dir(data_root, name), manifest, k=k, tie_order=tie_order, tie_seed=tie_seed)
+    return _write(raw, out, manifest, k=k, tie_order=tie_order, tie_seed=tie_seed, area="import", force=force)

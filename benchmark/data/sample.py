@@ -24,9 +24,10 @@ from typing import Any
 
 from benchmark.data.fetch import resolve
 from benchmark.data.readers._common import decode_text, line_error, read_bytes
-from benchmark.data.readers.online_retail import COLUMNS
+from benchmark.data.readers.online_retail import COLUMNS, check_csv_header
 from benchmark.data.sources import get_source
 from benchmark.errors import TedbenchError
+from benchmark.faults import pause_point
 from benchmark.fsutil import atomic_path, file_digest
 
 #: Datasets that can be sampled, and their form holding one CSV in the Online Retail layout.
@@ -53,8 +54,7 @@ def _records(text: str, name: object) -> tuple[str, list[tuple[str, str, str]]]:
     for row in reader:
         chunk = "".join(lines[start:reader.line_num])
         if start == 0:
-            if tuple(row) != COLUMNS:
-                raise line_error(name, 1, f"expected the header {','.join(COLUMNS)}")
+            check_csv_header(row, name)
             header = chunk
         elif len(row) != len(COLUMNS):
             raise line_error(name, start + 1, f"expected {len(COLUMNS)} fields, found {len(row)}")
@@ -99,9 +99,13 @@ def sample_csv(data: bytes, invoices: int, seed: int, items: int | None = None, 
 
 def write_gzip(payload: bytes, out: Path) -> None:
     """Gzip `payload` to `out` atomically, with a header free of file name and time."""
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as packed:
-            packed.write(payload)
+    try:
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as packed:
+                packed.write(payload)
+            pause_point("sample.before_publish")
+    except OSError as exc:
+        raise TedbenchError(f"{out}: cannot write ({exc.strerror or exc})") from None
 
 
 def build_sample(

@@ -8,8 +8,8 @@ Layout of `<data_root>/processed/<name>/`:
     item_text.jsonl  JSON string per line: text of item 1, 2, ...
     manifest.json    counts, source checksums, processing options, code version
 
-Everything is written into a temporary folder that replaces the final one only when complete,
-and contains nothing time-dependent, so preparing twice gives byte-identical folders.
+`write_sequences` fills a staging folder; `benchmark.data.prepare` publishes it in one rename only
+when complete. Nothing in it is time-dependent, so preparing twice gives byte-identical folders.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmark.data.process import Sequences
 from benchmark.errors import TedbenchError
-from benchmark.fsutil import atomic_dir
+from benchmark.faults import pause_point
 
 FORMAT_VERSION = 1
 FILES = ("items.npy", "offsets.npy", "users.txt", "items.txt", "item_text.jsonl", "manifest.json")
@@ -49,18 +49,18 @@ def paper_counts(seqs: Sequences) -> dict[str, Any]:
     }
 
 
-def save_sequences(directory: Path, seqs: Sequences, manifest: dict[str, Any]) -> None:
-    """Write `seqs` and its manifest atomically into `directory`."""
-    with atomic_dir(directory) as tmp:
-        np.save(tmp / "items.npy", seqs.items.astype(np.int32))
-        np.save(tmp / "offsets.npy", seqs.offsets.astype(np.int64))
-        (tmp / "users.txt").write_text("".join(f"{t}\n" for t in seqs.user_tokens), encoding="utf-8")
-        (tmp / "items.txt").write_text("".join(f"{t}\n" for t in seqs.item_tokens), encoding="utf-8")
-        (tmp / "item_text.jsonl").write_text(
-            "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in seqs.item_text), encoding="utf-8"
-        )
-        full = {"format_version": FORMAT_VERSION, **manifest, "counts": paper_counts(seqs)}
-        (tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def write_sequences(folder: Path, seqs: Sequences, manifest: dict[str, Any], area: str) -> None:
+    """Write `seqs` and its manifest (last) into the staging folder `folder`; `area` names the pause point."""
+    np.save(folder / "items.npy", seqs.items.astype(np.int32))
+    np.save(folder / "offsets.npy", seqs.offsets.astype(np.int64))
+    pause_point(f"{area}.mid_write")
+    (folder / "users.txt").write_text("".join(f"{t}\n" for t in seqs.user_tokens), encoding="utf-8")
+    (folder / "items.txt").write_text("".join(f"{t}\n" for t in seqs.item_tokens), encoding="utf-8")
+    (folder / "item_text.jsonl").write_text(
+        "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in seqs.item_text), encoding="utf-8"
+    )
+    full = {"format_version": FORMAT_VERSION, **manifest, "counts": paper_counts(seqs)}
+    (folder / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def load_manifest(directory: Path) -> dict[str, Any]:

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmark.fsutil import atomic_path, write_json
+from benchmark.errors import TedbenchError
+from benchmark.faults import pause_point
+from benchmark.fsutil import atomic_path, clean_orphans, write_json
 from benchmark.text.encoders import EncoderSpec, LoadedEncoder, get_encoder, load_encoder, weights_revision
 
 CACHE_FORMAT = 1  # bump when the way vectors are computed changes
@@ -51,6 +53,23 @@ def cache_key(spec: EncoderSpec, revision: str, dtype: str, seed: int, text_dige
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def check_options(encoder: str, batch_size: int) -> EncoderSpec:
+    """The encoder's spec, after checking the options before anything is loaded or written."""
+    spec = get_encoder(encoder)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TedbenchError(f"--batch-size must be a whole number >= 1, got {batch_size!r}")
+    return spec
+
+
+def _cached(path: Path, rows: int) -> np.ndarray | None:
+    """The cached matrix at `path` if it is whole and of the expected shape."""
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return matrix if matrix.dtype == np.float32 and matrix.ndim == 2 and matrix.shape[0] == rows else None
+
+
 def embed_texts(
     texts: list[str],
     encoder: str,
@@ -66,18 +85,19 @@ def embed_texts(
 
     Returns a float32 matrix of shape [len(texts) + 1, dim]; row 0 and the rows of items whose text is
     empty (or only whitespace) are zeros. The cache is consulted before any model is loaded.
+    The matrix is published after its metadata, so a cached matrix always has its `.json` beside it.
     """
-    spec = get_encoder(encoder)
+    spec = check_options(encoder, batch_size)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = spec.dtype(device)
     revision = weights_revision(spec, model_path_override)
     text_digest = texts_sha256(texts)
     key = cache_key(spec, revision, dtype, seed, text_digest)
     path = Path(cache_dir) / spec.name / f"{key}.npy"
-    if path.exists():
-        matrix = np.load(path, allow_pickle=False)
-        if matrix.dtype == np.float32 and matrix.ndim == 2 and matrix.shape[0] == len(texts) + 1:
-            return EmbeddingResult(matrix=matrix, path=path, key=key, cache_hit=True)
+    clean_orphans(Path(cache_dir))
+    cached = _cached(path, len(texts) + 1) if path.exists() else None
+    if cached is not None:
+        return EmbeddingResult(matrix=cached, path=path, key=key, cache_hit=True)
 
     started = time.perf_counter()
     if spec.kind == "random":
@@ -102,9 +122,15 @@ def embed_texts(
         "versions": {pkg: importlib.metadata.version(pkg) for pkg in ("torch", "transformers", "numpy")},
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
-    write_json(path.with_suffix(".json"), metadata)
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, matrix, allow_pickle=False)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.save(handle, matrix, allow_pickle=False)
+            pause_point("embed.before_publish")
+            write_json(path.with_suffix(".json"), metadata)
+            pause_point("embed.after_metadata")
+    except OSError as exc:
+        raise TedbenchError(f"{path.parent}: cannot write the embedding cache ({exc.strerror or exc})") from None
     return EmbeddingResult(matrix=matrix, path=path, key=key, cache_hit=False)
 
 

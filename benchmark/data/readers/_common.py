@@ -113,11 +113,28 @@ def item_texts_for(items: np.ndarray, texts: Mapping[str, str]) -> dict[str, str
     return {item: texts.get(item, "") for item in pd.unique(items)}
 
 
+def unique_columns(names: Sequence[str], path: object, line: int = 1) -> None:
+    """Refuse a header that names one column twice (which copy is meant would be a guess)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise line_error(path, line, f"column {name!r} appears twice in the header; each column must be named once")
+        seen.add(name)
+
+
+def nonempty_tokens(values: np.ndarray, path: object, first_line: int, what: str) -> None:
+    """Refuse empty (or blank) id fields; ``first_line`` is the file line of ``values[0]``."""
+    blank = np.flatnonzero(pd.Series(values, dtype=object).str.strip().eq("").to_numpy(dtype=bool))
+    if blank.size:
+        raise line_error(path, first_line + int(blank[0]), f"empty {what}")
+
+
 def recbole_header(lines: list[str], path: PathLike, required: Sequence[str]) -> list[str]:
     """Bare field names of a RecBole atomic header (``name:type``), checking the required ones."""
     if not lines:
         raise TedbenchError(f"{path}: empty file, expected a RecBole header line")
     names = [field.split(":", 1)[0] for field in lines[0].split("\t")]
+    unique_columns(names, path)
     for name in required:
         if name not in names:
             raise line_error(path, 1, f"header has no {name!r} field: {lines[0]!r}")

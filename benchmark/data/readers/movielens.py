@@ -17,6 +17,7 @@ from benchmark.data.readers._common import (
     decode_lines,
     item_texts_for,
     line_error,
+    nonempty_tokens,
     parse_float,
     parse_int,
     read_lines,
@@ -93,6 +94,8 @@ def read_recbole_atomic(
     names = recbole_header(lines, inter_path, ("user_id", "item_id"))
     rows = split_fields(lines[1:], "\t", len(names), inter_path, 2)
     user, item = rows[:, names.index("user_id")].copy(), rows[:, names.index("item_id")].copy()
+    nonempty_tokens(user, inter_path, 2, "user_id")
+    nonempty_tokens(item, inter_path, 2, "item_id")
     timestamp = None
     if "timestamp" in names:
         seconds = parse_float(rows[:, names.index("timestamp")], inter_path, 2, "timestamp")
@@ -109,6 +112,7 @@ def _atomic_item_texts(item_path: PathLike, text_fields: TextRule) -> dict[str, 
     lines = read_lines(item_path)
     names = recbole_header(lines, item_path, ("item_id",))
     frame = pd.DataFrame(split_fields(lines[1:], "\t", len(names), item_path, 2), columns=names)
+    nonempty_tokens(frame["item_id"].to_numpy(dtype=object), item_path, 2, "item_id")
     if callable(text_fields):
         texts = text_fields(frame)
     else:

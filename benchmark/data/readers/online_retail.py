@@ -22,7 +22,7 @@ from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
 from benchmark.data.raw import RawInteractions
-from benchmark.data.readers._common import PathLike, decode_text, line_error, parse_float, read_bytes
+from benchmark.data.readers._common import PathLike, decode_text, line_error, parse_float, read_bytes, unique_columns
 from benchmark.errors import TedbenchError
 
 COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
@@ -35,8 +35,7 @@ def read_or_csv(path: PathLike) -> RawInteractions:
     data = read_bytes(path)
     text = decode_text(data, path)
     reader = csv.reader(io.StringIO(text, newline=None))
-    if tuple(next(reader, ())) != COLUMNS:
-        raise line_error(path, 1, f"expected the header {','.join(COLUMNS)}")
+    check_csv_header(next(reader, []), path)
     rows, lines = [], []
     for row in reader:
         if len(row) != len(COLUMNS):
@@ -54,6 +53,13 @@ def read_or_csv(path: PathLike) -> RawInteractions:
         raise line_error(path, int(line[i]), f"InvoiceDate {raw_dates[i]!r} is not M/D/YYYY H:MM")
     quantity = parse_float(table["Quantity"].to_numpy(dtype=object)[kept], path, line, "Quantity")
     return _interactions(table, kept, quantity, _epoch_seconds(dates))
+
+
+def check_csv_header(names: list[str], path: object) -> None:
+    """The CSV form's header must be exactly COLUMNS (a repeated column is named as such)."""
+    unique_columns(names, path)
+    if tuple(names) != COLUMNS:
+        raise line_error(path, 1, f"expected the header {','.join(COLUMNS)}")
 
 
 def read_or_xlsx(path: PathLike) -> RawInteractions:
@@ -107,6 +113,7 @@ def read_or_rda(path: PathLike) -> RawInteractions:
 def _xlsx_records(rows: Iterator[tuple], path: PathLike) -> Iterator[tuple]:
     """(line, InvoiceNo, StockCode, Description, Quantity, InvoiceDate) per non-empty sheet row."""
     names = ["" if value is None else str(value).strip() for value in next(rows, ())]
+    unique_columns([name for name in names if name], path)
     missing = [name for name in COLUMNS[:5] if name not in names]
     if missing:
         raise line_error(path, 1, f"header has no column {missing[0]!r}")

@@ -19,6 +19,7 @@ from benchmark.data.readers._common import (
     PathLike,
     item_texts_for,
     line_error,
+    nonempty_tokens,
     read_bytes,
     read_lines,
     recbole_header,
@@ -135,6 +136,8 @@ def _read_rows(path: Path) -> list[tuple[str, _Row]]:
     names = recbole_header(lines, path, ("user_id", "item_id_list", "item_id"))
     fields = split_fields(lines[1:], "\t", len(names), path, 2)
     columns = [fields[:, names.index(name)] for name in ("user_id", "item_id_list", "item_id")]
+    nonempty_tokens(columns[0], path, 2, "user_id")
+    nonempty_tokens(columns[2], path, 2, "item_id")
     return [
         (user, _Row(history.split(), target, line))
         for line, (user, history, target) in enumerate(zip(*columns), start=2)
