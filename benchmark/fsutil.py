@@ -97,7 +97,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def clean_orphans(folder: Path) -> list[Path]:
-    """Remove staging files and folders under `folder` whose writing process is gone; returns them."""
+    """Clear staging files and folders under `folder` whose writing process is gone; returns them.
+
+    A killed `atomic_dir` replacement can leave the previous folder parked as `.NAME.pidN.old.tmp` with
+    no `NAME` beside it: that one is put back rather than deleted, so a kill never loses published data.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -105,7 +109,11 @@ def clean_orphans(folder: Path) -> list[Path]:
     for path in sorted(folder.rglob(".*.tmp"), key=lambda p: len(p.parts)):
         match = _STAGING.match(path.name)
         if match and int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])) and (path.exists() or path.is_symlink()):
-            _rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            final = path.with_name(match["name"])
+            if match["rest"] == "old" and not (final.exists() or final.is_symlink()):
+                os.replace(path, final)
+            else:
+                _rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
             removed.append(path)
     return removed
 
