@@ -88,22 +88,30 @@ def os_errors() -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        where = exc.filename if exc.filename is not None else "report output"
-        raise TedbenchError(f"{where}: {exc.strerror or exc}; the previous report outputs are unchanged") from None
+        raise TedbenchError(f"{_describe(exc)}; the previous report outputs are unchanged") from None
+
+
+def _describe(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else "report output"
+    return f"{where}: {exc.strerror or exc}"
 
 
 def _publish(out: Path, staging: Path) -> None:
-    """Commit the attempt (rename it to the journal), swap its outputs in, drop the journal."""
+    """Commit the attempt (rename it to the journal), swap its outputs in, drop the journal.
+
+    After an OSError the swapped outputs are rolled back; if even that fails, the journal stays
+    and the next report into `out` completes the publication.
+    """
     journal = out / JOURNAL
     with os_errors():
         os.rename(staging, journal)
     try:
         _swap_in(out, journal, pause=True)
     except OSError as exc:
-        if _roll_back(out, journal):
-            _discard(journal)
-        with os_errors():
-            raise exc
+        if not _roll_back(out, journal):
+            raise TedbenchError(f"{_describe(exc)}; {out} mixes two reports until the next report into it completes this one") from None
+        _discard(journal)
+        raise TedbenchError(f"{_describe(exc)}; the previous report outputs are unchanged") from None
     _discard(journal)
 
 
