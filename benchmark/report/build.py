@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,13 @@ def build_report(runs_root: Path, data_root: Path, out: Path, *, tag: str | None
     on any error the previous ones stay as they were.
     """
     out, runs_root = Path(out), Path(runs_root)
-    if not runs_root.is_dir():
-        raise TedbenchError(f"{runs_root}: no such folder of runs")
     with staged_report(out) as staging:
+        if not runs_root.is_dir():
+            raise TedbenchError(f"{runs_root}: no such folder of runs")
         index = RunIndex.load(runs_root, allow_mixed=allow_mixed)
         encoder = encoder or index.default_encoder(tag)
-        tables = [*table3(index, encoder=encoder, tag=tag), *table4(index, encoder=encoder, tag=tag), *table5(index, tag=tag), timings(index, encoder=encoder, tag=tag)]
+        tables = [*table3(index, encoder=encoder, tag=tag), *table4(index, encoder=encoder, tag=tag),
+                  *table5(index, tag=tag), timings(index, encoder=encoder, tag=tag)]
         written = [path for table in tables for path in write_table(table, staging / "tables")]
         written += build_figures(index, Path(data_root), staging / "figures", encoder=encoder, tag=tag)
         metrics = headline(tables[0].data)
@@ -56,13 +56,7 @@ def finite_json(payload: Any, path: Path) -> str:
     try:
         return json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
     except ValueError:
-        raise TedbenchError(f"{path}: a headline metric is not a finite number ({_non_finite(payload)}); check the runs' rank files") from None
-
-
-def _non_finite(payload: Any, where: str = "") -> str:
-    if isinstance(payload, dict):
-        return next((found for key, value in payload.items() if (found := _non_finite(value, f"{where}.{key}".lstrip(".")))), "")
-    return where if isinstance(payload, float) and not math.isfinite(payload) else ""
+        raise TedbenchError(f"{path}: refusing to write a headline metric that is NaN or infinite") from None
 
 
 def headline(table3_data: pd.DataFrame) -> dict[str, dict[str, Any]]:

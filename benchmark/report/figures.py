@@ -123,7 +123,8 @@ def load_offsets(path: Path) -> np.ndarray:
         offsets = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise TedbenchError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
-    if not isinstance(offsets, np.ndarray) or offsets.ndim != 1 or not np.issubdtype(offsets.dtype, np.integer) or (np.diff(offsets) < 0).any():
+    valid = isinstance(offsets, np.ndarray) and offsets.ndim == 1 and np.issubdtype(offsets.dtype, np.integer)
+    if not valid or (np.diff(offsets) < 0).any():
         raise TedbenchError(f"{path}: expected a 1-D non-decreasing integer array of sequence offsets")
     return offsets
 

@@ -57,7 +57,8 @@ def recover(out: Path) -> None:
     if journal.exists():
         owner = _owner(journal)
         pid = owner.get("pid")
-        if isinstance(pid, int) and pid != os.getpid() and (owner.get("host") != socket.gethostname() or pid_alive(pid)):
+        live = isinstance(pid, int) and pid != os.getpid() and (owner.get("host") != socket.gethostname() or pid_alive(pid))
+        if live:
             raise TedbenchError(f"{journal}: a report (pid {pid} on {owner.get('host')}) is publishing into {out}; "
                                 "wait for it (remove that folder only if no report is running)")
         _swap_in(out, journal)
@@ -72,14 +73,19 @@ def recover(out: Path) -> None:
 
 def check_writable(out: Path) -> None:
     """Refuse read-only outputs before building anything: each existing output folder (and its subfolders) and OUT."""
-    folders = [out] + [path for name in OUTPUTS[:2] if (out / name).is_dir() for path in [out / name, *(out / name).rglob("*")] if path.is_dir()]
+    folders = [out]
+    for name in OUTPUTS[:2]:
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            folders += [out / name, *(p for p in (out / name).rglob("*") if p.is_dir())]
     for folder in folders:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise TedbenchError(f"{folder}: not writable; the report replaces {', '.join(OUTPUTS)} in {out} together")
     for name in OUTPUTS:
         path = out / name
-        if (path.exists() or path.is_symlink()) and (path.is_dir() != (name != "metrics.json") or path.is_symlink()):
-            raise TedbenchError(f"{path}: expected a {'file' if name == 'metrics.json' else 'folder'}, not a {'link' if path.is_symlink() else 'folder' if path.is_dir() else 'file'}")
+        wanted = "file" if name == "metrics.json" else "folder"
+        found = "link" if path.is_symlink() else "folder" if path.is_dir() else "file" if path.exists() else None
+        if found not in (None, wanted):
+            raise TedbenchError(f"{path}: expected a {wanted}, not a {found}")
 
 
 @contextlib.contextmanager
@@ -109,7 +115,8 @@ def _publish(out: Path, staging: Path) -> None:
         _swap_in(out, journal, pause=True)
     except OSError as exc:
         if not _roll_back(out, journal):
-            raise TedbenchError(f"{_describe(exc)}; {out} mixes two reports until the next report into it completes this one") from None
+            raise TedbenchError(f"{_describe(exc)}; {out} mixes two reports until the next report into it "
+                                "completes this one") from None
         _discard(journal)
         raise TedbenchError(f"{_describe(exc)}; the previous report outputs are unchanged") from None
     _discard(journal)

@@ -87,13 +87,15 @@ class Run:
     def check_ranks(self, path: Path, ranks: np.ndarray, recorded: Any) -> None:
         """`ranks` fit this run: one entry per recorded user, and the means metrics.json records."""
         if self.users is not None and len(ranks) != self.users:
-            raise TedbenchError(f"{path}: {len(ranks):,} ranks, but {self.path / 'metrics.json'} records {self.users:,} users")
+            raise TedbenchError(f"{path}: {len(ranks):,} ranks, but {self.path / 'metrics.json'} records "
+                                f"{self.users:,} users")
         if not isinstance(recorded, dict):
             return
         for name, value in summarize(ranks).items():
             stored = recorded.get(name)
             if isinstance(stored, (int, float)) and not abs(stored - value) <= _RECORDED_TOLERANCE:
-                raise TedbenchError(f"{path}: gives {name} = {value:.4f}, but {self.path / 'metrics.json'} records {stored}; the files are from different runs")
+                raise TedbenchError(f"{path}: gives {name} = {value:.4f}, but {self.path / 'metrics.json'} records "
+                                    f"{stored}; the files are from different runs")
 
     @cached_property
     def per_user(self) -> dict[str, np.ndarray]:
@@ -115,7 +117,8 @@ class Run:
                 if record["epoch"] >= 0 and record.get("stage") != "pretrain":
                     seconds.append(float(record["train_seconds"]))
             except (ValueError, TypeError, KeyError) as exc:
-                raise TedbenchError(f"{log}:{number}: not a log record with 'epoch' and 'train_seconds' ({_reason(exc)})") from None
+                what = "not a log record with 'epoch' and 'train_seconds'"
+                raise TedbenchError(f"{log}:{number}: {what} ({_reason(exc)})") from None
         if not np.isfinite(seconds).all():
             raise TedbenchError(f"{log}: 'train_seconds' must be finite numbers")
         return float(np.mean(seconds)) if seconds else None
@@ -174,14 +177,16 @@ class RunIndex:
         for run in sorted(runs, key=lambda r: (str(r.key), r.seed, str(r.path))):
             cell = self.cells.setdefault(run.key, Cell(run.key))
             if cell.runs and cell.runs[-1].seed == run.seed:
-                raise TedbenchError(f"two runs of {_cell_name(run.key)} with seed {run.seed}: {cell.runs[-1].path} and {run.path}; point the report at one set of runs")
+                raise TedbenchError(f"two runs of {_cell_name(run.key)} with seed {run.seed}: {cell.runs[-1].path} "
+                                    f"and {run.path}; point the report at one set of runs")
             cell.runs.append(run)
         for cell in self.cells.values():
             if cell.mixed and not allow_mixed:
                 first, other = cell.runs[0], next(r for r in cell.runs if _differing(cell.runs[0].identity, r.identity))
+                keys = ", ".join(_differing(first.identity, other.identity))
                 raise TedbenchError(
-                    f"{_cell_name(cell.key)} mixes runs whose configurations differ in more than the seed: {first.path} and {other.path} "
-                    f"differ in {', '.join(_differing(first.identity, other.identity))}; report one configuration, or pass --allow-mixed"
+                    f"{_cell_name(cell.key)} mixes runs whose configurations differ in more than the seed: "
+                    f"{first.path} and {other.path} differ in {keys}; report one configuration, or pass --allow-mixed"
                 )
         _check_user_counts(run for cell in self.cells.values() for run in cell.runs)
 
@@ -206,7 +211,10 @@ class RunIndex:
 
 
 def describe_profile(cells: Iterable[Cell]) -> str:
-    """The run budget, tags, devices and any mixed cells, e.g. "NOT the paper's budget: epochs=5 (paper 300); tag: smoke; device: x86_64"."""
+    """The run budget, tags, devices and any mixed cells.
+
+    E.g. "NOT the paper's budget: epochs=5 (paper 300); tag: smoke; device: x86_64".
+    """
     cells = list(cells)
     runs = [run for cell in cells for run in cell.runs]
     if not runs:
@@ -221,7 +229,8 @@ def describe_profile(cells: Iterable[Cell]) -> str:
     devices = sorted({_device(run.config) for run in runs})
     mixed = [f"{_cell_name(cell.key)} in {', '.join(cell.mixed)}" for cell in cells if cell.mixed]
     mixed_note = [f"MIXED configurations allowed by --allow-mixed: {'; '.join(mixed)}"] if mixed else []
-    return "; ".join([budget, *([f"tag: {', '.join(tags)}"] if tags else []), f"device: {', '.join(devices)}", *mixed_note])
+    tag_note = [f"tag: {', '.join(tags)}"] if tags else []
+    return "; ".join([budget, *tag_note, f"device: {', '.join(devices)}", *mixed_note])
 
 
 def _device(config: dict[str, Any]) -> str:
