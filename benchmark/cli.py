@@ -313,7 +313,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from benchmark.report.build import build_report
 
-    summary = build_report(Path(args.runs), _data_root(args), Path(args.out), tag=args.tag, encoder=args.encoder)
+    summary = build_report(Path(args.runs), _data_root(args), Path(args.out), tag=args.tag, encoder=args.encoder,
+                           allow_mixed=args.allow_mixed)
     table = Path(args.out) / "tables" / "table3.md"
     if table.exists():
         print(table.read_text())
@@ -472,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="writes OUT/tables, OUT/figures, OUT/metrics.json")
     p.add_argument("--tag", help="report the runs with this tag (default: untagged runs)")
     p.add_argument("--encoder", help="text encoder of the text models in Tables 3-4 (default: bert-cls if run, else minilm)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="let a table cell average runs whose configurations differ in more than the seed "
+                        "(the captions then say so)")
     p.set_defaults(func=cmd_report)
 
     p = common(sub.add_parser("pipeline", help="a whole suite from params.yaml: prepare, embed, tune, train seeds, report"))

@@ -2,45 +2,61 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from benchmark.errors import TedbenchError
-from benchmark.fsutil import write_json
+from benchmark.fsutil import write_text
 from benchmark.report.figures import build_figures
+from benchmark.report.publish import staged_report
 from benchmark.report.runs import RunIndex
 from benchmark.report.tables import OURS, SHORT_METRICS, table3, table4, table5, timings, write_table
 
 
-def build_report(runs_root: Path, data_root: Path, out: Path, *, tag: str | None = None, encoder: str | None = None) -> dict[str, Any]:
+def build_report(runs_root: Path, data_root: Path, out: Path, *, tag: str | None = None, encoder: str | None = None,
+                 allow_mixed: bool = False) -> dict[str, Any]:
     """Write out/tables/*.{md,tex,csv}, out/figures/*.{png,svg} and out/metrics.json; return a summary.
 
     `tag` selects the runs of Tables 3-5 and Figs. 4-5 (None = untagged runs); Fig. 3 uses TedRec
     runs tagged with the ablation names. `encoder` is the text encoder of the text models in
     Tables 3-4 and the figures (None = 'bert-cls' if such runs exist, else 'minilm', else the
-    alphabetically first encoder used).
+    alphabetically first encoder used). Every run is checked first (`Run.load`); a cell whose runs
+    differ in more than the seed is an error unless `allow_mixed` (the captions then say so).
+    The three outputs are built in a staging folder and published together (`publish.staged_report`):
+    on any error the previous ones stay as they were.
     """
     out, runs_root = Path(out), Path(runs_root)
-    if not runs_root.is_dir():
-        raise TedbenchError(f"{runs_root}: no such folder of runs")
-    index = RunIndex.load(runs_root)
-    encoder = encoder or index.default_encoder(tag)
-    tables = [*table3(index, encoder=encoder, tag=tag), *table4(index, encoder=encoder, tag=tag), *table5(index, tag=tag), timings(index, encoder=encoder, tag=tag)]
-    written = [path for table in tables for path in write_table(table, out / "tables")]
-    written += build_figures(index, Path(data_root), out / "figures", encoder=encoder, tag=tag)
-    metrics = headline(tables[0].data)
-    write_json(out / "metrics.json", metrics)
-    written.append(out / "metrics.json")
+    with staged_report(out) as staging:
+        if not runs_root.is_dir():
+            raise TedbenchError(f"{runs_root}: no such folder of runs")
+        index = RunIndex.load(runs_root, allow_mixed=allow_mixed)
+        encoder = encoder or index.default_encoder(tag)
+        tables = [*table3(index, encoder=encoder, tag=tag), *table4(index, encoder=encoder, tag=tag),
+                  *table5(index, tag=tag), timings(index, encoder=encoder, tag=tag)]
+        written = [path for table in tables for path in write_table(table, staging / "tables")]
+        written += build_figures(index, Path(data_root), staging / "figures", encoder=encoder, tag=tag)
+        metrics = headline(tables[0].data)
+        write_text(staging / "metrics.json", finite_json(metrics, out / "metrics.json"))
+        written.append(staging / "metrics.json")
     return {
         "runs": sum(len(cell.runs) for cell in index.cells.values()),
         "cells": len(index.cells),
         "encoder": encoder,
         "tag": tag,
-        "files": [str(path) for path in written],
+        "files": [str(out / path.relative_to(staging)) for path in written],
         "metrics": metrics,
     }
+
+
+def finite_json(payload: Any, path: Path) -> str:
+    """JSON text as `fsutil.write_json` writes it (sorted keys); a NaN or infinity is an error naming `path`."""
+    try:
+        return json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except ValueError:
+        raise TedbenchError(f"{path}: refusing to write a headline metric that is NaN or infinite") from None
 
 
 def headline(table3_data: pd.DataFrame) -> dict[str, dict[str, Any]]:

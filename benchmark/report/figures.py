@@ -6,6 +6,7 @@ Missing inputs never raise: the panel or figure title says what is missing.
 
 from __future__ import annotations
 
+import pickle
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from benchmark.data.process import user_subsample
+from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_path
 from benchmark.report.runs import Cell, RunIndex, describe_profile
 from benchmark.report.tables import OURS, SHORT_METRICS, main_models, metric_label
@@ -103,7 +105,7 @@ def fig5_user_groups(index: RunIndex, data_root: Path, *, encoder: str | None, t
         offsets = Path(data_root) / "processed" / d / "offsets.npy"
         problem = "no SASRec runs" if base is None else None if offsets.exists() else f"missing {offsets}"
         if problem is None:
-            lengths = np.diff(np.load(offsets, allow_pickle=False)) - 2
+            lengths = np.diff(load_offsets(offsets)) - 2
             lengths = lengths[user_subsample(len(lengths), base.runs[0].config["train_config"].get("user_subsample"))]
             problem = None if len(lengths) == base.n_users else f"offsets.npy has {len(lengths):,} users, runs {base.n_users:,}"
         if problem is not None:
@@ -113,6 +115,18 @@ def fig5_user_groups(index: RunIndex, data_root: Path, *, encoder: str | None, t
         _user_groups(ax, d, lengths, base, text_cells)
     _title(fig, "Fig. 5: test Recall@10 improvement over SASRec by user group", datasets, "no TedRec runs", used)
     return fig
+
+
+def load_offsets(path: Path) -> np.ndarray:
+    """A processed dataset's offsets.npy (1-D, integer, non-decreasing); TedbenchError naming it otherwise."""
+    try:
+        offsets = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise TedbenchError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
+    valid = isinstance(offsets, np.ndarray) and offsets.ndim == 1 and np.issubdtype(offsets.dtype, np.integer)
+    if not valid or (np.diff(offsets) < 0).any():
+        raise TedbenchError(f"{path}: expected a 1-D non-decreasing integer array of sequence offsets")
+    return offsets
 
 
 def _user_groups(ax: Axes, dataset: str, lengths: np.ndarray, base: Cell, cells: dict[str, Cell]) -> None:

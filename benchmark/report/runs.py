@@ -7,6 +7,7 @@ ID-only models (their config.json has no "encoder"), and an empty tag counts as 
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.errors import TedbenchError
-from benchmark.metrics import per_user_metrics
+from benchmark.metrics import per_user_metrics, summarize
 
 CellKey = tuple[str, str, str | None, str | None]
 
@@ -24,12 +25,42 @@ PAPER_DATASETS = ("ml-1m", "OR", "Office", "Food", "Movies")
 PAPER_BUDGET = {"epochs": 300, "patience": 10, "batch_size": 2048, "max_steps_per_epoch": None, "user_subsample": None}
 # Used for Tables 3-4 and the figures when no encoder is named: the paper's, then the offline default.
 PREFERRED_ENCODERS = ("bert-cls", "minilm")
+# metrics.json stores means rounded to 4 decimals; the ranks must reproduce them.
+_RECORDED_TOLERANCE = 5e-5 + 1e-9
 
 
 @dataclass
 class Run:
+    """One finished run folder; `load` checks its files, so a table never rests on a broken run."""
+
     path: Path
     config: dict[str, Any]
+    users: int | None = None  # the user count metrics.json records
+
+    @classmethod
+    def load(cls, folder: Path) -> Run:
+        """config.json, metrics.json and the rank files of `folder`, each checked (TedbenchError names the file)."""
+        config = read_json_object(folder / "config.json")
+        for key in ("dataset", "model"):
+            if not isinstance(config.get(key), str) or not config[key]:
+                raise TedbenchError(f"{folder / 'config.json'}: '{key}' must be a non-empty string")
+        for key in ("encoder", "tag", "profile"):
+            if config.get(key) is not None and not isinstance(config[key], str):
+                raise TedbenchError(f"{folder / 'config.json'}: '{key}' must be a string or null")
+        train_config = config.get("train_config")
+        seed = train_config.get("seed") if isinstance(train_config, dict) else None
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TedbenchError(f"{folder / 'config.json'}: 'train_config' must be an object with an integer 'seed'")
+        metrics = read_json_object(folder / "metrics.json")
+        users = metrics.get("users")
+        if users is not None and (not isinstance(users, int) or isinstance(users, bool) or users < 1):
+            raise TedbenchError(f"{folder / 'metrics.json'}: 'users' must be a positive integer, got {users!r}")
+        run = cls(folder, config, users)
+        for split in ("valid", "test"):
+            path = folder / f"{split}_ranks.npy"
+            if split == "test" or path.exists():
+                run.check_ranks(path, load_ranks(path), metrics.get(split))
+        return run
 
     @property
     def key(self) -> CellKey:
@@ -40,10 +71,36 @@ class Run:
     def seed(self) -> int:
         return int(self.config["train_config"]["seed"])
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What must be equal for runs to be seeds of one cell: everything recorded but the seed and the machine."""
+        c = self.config
+        train_config = {k: v for k, v in c["train_config"].items() if k != "seed"}
+        return {"model_config": c.get("model_config"), "train_config": train_config, "encoder": c.get("encoder"),
+                "embedding_key": c.get("embedding_key"), "dataset_manifest": c.get("dataset_manifest"),
+                "tag": c.get("tag") or None, "profile": c.get("profile")}
+
+    @property
+    def ranks_file(self) -> Path:
+        return self.path / "test_ranks.npy"
+
+    def check_ranks(self, path: Path, ranks: np.ndarray, recorded: Any) -> None:
+        """`ranks` fit this run: one entry per recorded user, and the means metrics.json records."""
+        if self.users is not None and len(ranks) != self.users:
+            raise TedbenchError(f"{path}: {len(ranks):,} ranks, but {self.path / 'metrics.json'} records "
+                                f"{self.users:,} users")
+        if not isinstance(recorded, dict):
+            return
+        for name, value in summarize(ranks).items():
+            stored = recorded.get(name)
+            if isinstance(stored, (int, float)) and not abs(stored - value) <= _RECORDED_TOLERANCE:
+                raise TedbenchError(f"{path}: gives {name} = {value:.4f}, but {self.path / 'metrics.json'} records "
+                                    f"{stored}; the files are from different runs")
+
     @cached_property
     def per_user(self) -> dict[str, np.ndarray]:
         """Per-user test metrics from test_ranks.npy (users in the dataset's internal order)."""
-        return per_user_metrics(np.load(self.path / "test_ranks.npy", allow_pickle=False))
+        return per_user_metrics(load_ranks(self.ranks_file))
 
     @cached_property
     def epoch_seconds(self) -> float | None:
@@ -51,8 +108,19 @@ class Run:
         log = self.path / "log.jsonl"
         if not log.exists():
             return None
-        records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        seconds = [r["train_seconds"] for r in records if r["epoch"] >= 0 and r.get("stage") != "pretrain"]
+        seconds = []
+        for number, line in enumerate(read_text(log).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if record["epoch"] >= 0 and record.get("stage") != "pretrain":
+                    seconds.append(float(record["train_seconds"]))
+            except (ValueError, TypeError, KeyError) as exc:
+                what = "not a log record with 'epoch' and 'train_seconds'"
+                raise TedbenchError(f"{log}:{number}: {what} ({_reason(exc)})") from None
+        if not np.isfinite(seconds).all():
+            raise TedbenchError(f"{log}: 'train_seconds' must be finite numbers")
         return float(np.mean(seconds)) if seconds else None
 
 
@@ -64,6 +132,12 @@ class Cell:
     @property
     def seeds(self) -> tuple[int, ...]:
         return tuple(run.seed for run in self.runs)
+
+    @property
+    def mixed(self) -> tuple[str, ...]:
+        """The configuration keys in which this cell's runs differ (empty for a proper cell)."""
+        first = self.runs[0].identity
+        return tuple(sorted({key for run in self.runs[1:] for key in _differing(first, run.identity)}))
 
     @property
     def n_users(self) -> int:
@@ -92,20 +166,34 @@ class Cell:
 
 
 class RunIndex:
-    """All runs under a root, grouped into cells."""
+    """All runs under a root, grouped into cells; a cell holds one run per seed of one configuration.
 
-    def __init__(self, runs: Iterable[Run]):
+    A cell whose runs differ in anything but the seed (see `Run.identity`) is an error unless
+    `allow_mixed`; then `Cell.mixed` names the differing keys and every caption says so.
+    """
+
+    def __init__(self, runs: Iterable[Run], *, allow_mixed: bool = False):
         self.cells: dict[CellKey, Cell] = {}
         for run in sorted(runs, key=lambda r: (str(r.key), r.seed, str(r.path))):
             cell = self.cells.setdefault(run.key, Cell(run.key))
             if cell.runs and cell.runs[-1].seed == run.seed:
-                raise TedbenchError(f"two runs of {run.key} with seed {run.seed}: {cell.runs[-1].path} and {run.path}; point the report at one set of runs")
+                raise TedbenchError(f"two runs of {_cell_name(run.key)} with seed {run.seed}: {cell.runs[-1].path} "
+                                    f"and {run.path}; point the report at one set of runs")
             cell.runs.append(run)
+        for cell in self.cells.values():
+            if cell.mixed and not allow_mixed:
+                first, other = cell.runs[0], next(r for r in cell.runs if _differing(cell.runs[0].identity, r.identity))
+                keys = ", ".join(_differing(first.identity, other.identity))
+                raise TedbenchError(
+                    f"{_cell_name(cell.key)} mixes runs whose configurations differ in more than the seed: "
+                    f"{first.path} and {other.path} differ in {keys}; report one configuration, or pass --allow-mixed"
+                )
+        _check_user_counts(run for cell in self.cells.values() for run in cell.runs)
 
     @classmethod
-    def load(cls, root: Path) -> RunIndex:
-        """Every folder under `root` holding a finished run (its metrics.json)."""
-        return cls(Run(m.parent, json.loads((m.parent / "config.json").read_text())) for m in sorted(Path(root).glob("**/metrics.json")))
+    def load(cls, root: Path, *, allow_mixed: bool = False) -> RunIndex:
+        """Every folder under `root` holding a finished run (its metrics.json), each checked by `Run.load`."""
+        return cls((Run.load(m.parent) for m in sorted(Path(root).glob("**/metrics.json"))), allow_mixed=allow_mixed)
 
     def get(self, dataset: str, model: str, encoder: str | None, tag: str | None) -> Cell | None:
         """The cell; ID-only models (no encoder in their config) match any `encoder`."""
@@ -123,7 +211,11 @@ class RunIndex:
 
 
 def describe_profile(cells: Iterable[Cell]) -> str:
-    """The run budget, tags and devices of these cells, e.g. "NOT the paper's budget: epochs=5 (paper 300); tag: smoke; device: x86_64"."""
+    """The run budget, tags, devices and any mixed cells.
+
+    E.g. "NOT the paper's budget: epochs=5 (paper 300); tag: smoke; device: x86_64".
+    """
+    cells = list(cells)
     runs = [run for cell in cells for run in cell.runs]
     if not runs:
         return "no runs"
@@ -135,9 +227,98 @@ def describe_profile(cells: Iterable[Cell]) -> str:
     budget = f"NOT the paper's budget: {', '.join(differing)}" if differing else "paper budget (up to 300 epochs, patience 10, batch 2048)"
     tags = sorted({run.key[3] for run in runs if run.key[3]})
     devices = sorted({_device(run.config) for run in runs})
-    return "; ".join([budget, *([f"tag: {', '.join(tags)}"] if tags else []), f"device: {', '.join(devices)}"])
+    mixed = [f"{_cell_name(cell.key)} in {', '.join(cell.mixed)}" for cell in cells if cell.mixed]
+    mixed_note = [f"MIXED configurations allowed by --allow-mixed: {'; '.join(mixed)}"] if mixed else []
+    tag_note = [f"tag: {', '.join(tags)}"] if tags else []
+    return "; ".join([budget, *tag_note, f"device: {', '.join(devices)}", *mixed_note])
 
 
 def _device(config: dict[str, Any]) -> str:
     env = config.get("environment", {})
     return env.get("gpu") or env.get("cpu") or str(config.get("device", "unknown"))
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a run file; a missing or unreadable file is a TedbenchError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TedbenchError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TedbenchError(f"{path}: cannot read ({_reason(exc)})") from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A run's JSON file, which must hold an object of finite values."""
+    text = read_text(path)
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise TedbenchError(f"{path}: malformed JSON ({_reason(exc)})") from None
+    if not isinstance(value, dict):
+        raise TedbenchError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def load_ranks(path: Path) -> np.ndarray:
+    """A rank file: a 1-D integer .npy array of 1-based ranks, one per user (TedbenchError otherwise)."""
+    try:
+        ranks = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise TedbenchError(f"{path}: missing") from None
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise TedbenchError(f"{path}: not a readable .npy array ({_reason(exc)})") from None
+    if not isinstance(ranks, np.ndarray):
+        ranks.close()
+        raise TedbenchError(f"{path}: not a .npy array (an .npz archive?)")
+    if ranks.ndim != 1:
+        raise TedbenchError(f"{path}: ranks must be 1-D (one per user), got shape {ranks.shape}")
+    if not np.issubdtype(ranks.dtype, np.integer):
+        raise TedbenchError(f"{path}: ranks must be integers, got dtype {ranks.dtype}")
+    if len(ranks) == 0:
+        raise TedbenchError(f"{path}: no ranks (0 users)")
+    if ranks.min() < 1:
+        raise TedbenchError(f"{path}: ranks must be >= 1 (1 = the target item ranked first), found {ranks.min()}")
+    return ranks
+
+
+def _check_user_counts(runs: Iterable[Run]) -> None:
+    """Runs of one dataset and user subsample rank the same users, so their rank files have one length."""
+    first: dict[tuple[str, Any], tuple[Run, int]] = {}
+    for run in runs:
+        group = (run.key[0], run.config["train_config"].get("user_subsample"))
+        n = len(load_ranks(run.ranks_file)) if run.users is None else run.users
+        reference, count = first.setdefault(group, (run, n))
+        if n != count:
+            raise TedbenchError(
+                f"{run.ranks_file}: {n:,} users, but {reference.ranks_file} of the same dataset ({group[0]}, "
+                f"user_subsample {group[1]}) has {count:,}; runs of one dataset must rank the same users"
+            )
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Dotted names of the entries that differ ('train_config.epochs'); nested one level."""
+    keys = []
+    for key in sorted(a.keys() | b.keys()):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict) and key != "dataset_manifest":
+            keys += [f"{key}.{k}" for k in sorted(x.keys() | y.keys()) if x.get(k, _ABSENT) != y.get(k, _ABSENT)]
+        elif x != y:
+            keys.append(key)
+    return keys
+
+
+_ABSENT = object()
+
+
+def _cell_name(key: CellKey) -> str:
+    dataset, model, encoder, tag = key
+    return f"cell {dataset}/{model}" + (f" encoder {encoder}" if encoder else "") + (f" tag {tag}" if tag else "")
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
