@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -96,19 +97,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def clean_orphans(folder: Path) -> list[Path]:
+def clean_orphans(folder: Path, name: str | None = None) -> list[Path]:
     """Clear staging files and folders under `folder` whose writing process is gone; returns them.
 
     A killed `atomic_dir` replacement can leave the previous folder parked as `.NAME.pidN.old.tmp` with
     no `NAME` beside it: that one is put back rather than deleted, so a kill never loses published data.
+    With `name`, only the staging paths of that one file or folder directly in `folder` are considered.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
     removed = []
-    for path in sorted(folder.rglob(".*.tmp"), key=lambda p: len(p.parts)):
+    candidates = folder.glob(f".{glob.escape(name)}.pid*.tmp") if name else folder.rglob(".*.tmp")
+    for path in sorted(candidates, key=lambda p: len(p.parts)):
         match = _STAGING.match(path.name)
-        if match and int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])) and (path.exists() or path.is_symlink()):
+        if match and (name is None or match["name"] == name) and int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])) and (path.exists() or path.is_symlink()):
             final = path.with_name(match["name"])
             if match["rest"] == "old" and not (final.exists() or final.is_symlink()):
                 os.replace(path, final)

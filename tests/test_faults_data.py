@@ -322,9 +322,9 @@ BAD = [
     Bad("neither-source", "import --data-root {d} --name x", "give exactly one of --atomic FILE.inter or --benchmark DIR"),
     Bad("item-without-atomic", "import --data-root {d} --name x --benchmark {t} --item {t}/x.item", "--item goes with --atomic"),
     # embed
-    Bad("batch-size-zero", f"{EMBED} --encoder random --batch-size 0", "--batch-size must be a whole number >= 1",
+    Bad("batch-size-zero", f"{EMBED} --encoder random --batch-size 0", "--batch-size: expected an integer >= 1",
         _prepared, needs_sample=True),
-    Bad("batch-size-negative", f"{EMBED} --encoder minilm --batch-size -8", "--batch-size must be a whole number >= 1"),
+    Bad("batch-size-negative", f"{EMBED} --encoder minilm --batch-size -8", "--batch-size: expected an integer >= 1"),
     Bad("unknown-encoder", f"{EMBED} --encoder bert", "unknown encoder 'bert' (known: bert-base-uncased, bert-cls",
         _prepared, needs_sample=True),
     Bad("encoder-path", f"{EMBED} --encoder ../random", "unknown encoder '../random'", _prepared, needs_sample=True),
@@ -332,7 +332,7 @@ BAD = [
         "dataset name '../processed/OR-sample'"),
     Bad("embed-unprepared", f"{EMBED} --encoder random", "missing items.npy"),
     # sample
-    Bad("sample-invoices-zero", "sample --dataset OR-sample --invoices 0 --out {t}/s.csv.gz", "--invoices must be a positive"),
+    Bad("sample-invoices-zero", "sample --dataset OR-sample --invoices 0 --out {t}/s.csv.gz", "--invoices: expected an integer >= 1"),
     Bad("sample-unknown-dataset", "sample --dataset ml-1m --invoices 5 --out {t}/s.csv.gz", "cannot be sampled (sampleable: OR"),
     Bad("sample-not-gzip", "sample --dataset OR-sample --invoices 5 --out {t}/s.csv", "path ending in .csv.gz"),
 ]
@@ -387,3 +387,21 @@ def test_force_replaces_and_identical_inputs_keep_the_folder(sample_root: Path, 
     assert main([*argv, "--k-core", "3", "--force"]) == 0
     assert json.loads((folder / "manifest.json").read_text())["k_core"] == 3
     assert orphans(root) == []
+
+
+def test_kill_of_sample_then_rerun_equals_clean_run(tmp_path: Path) -> None:
+    """`sample` writes one file anywhere: a kill leaves its staging file, the rerun clears only that one."""
+    def args(out: Path) -> list[str]:
+        return ["sample", "--dataset", "OR-sample", "--invoices", "40", "--items", "500", "--seed", "7",
+                "--out", str(out), "--raw-root", str(tmp_path / "raw")]
+
+    cli_ok(args(tmp_path / "clean" / "s.csv.gz"))
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "unrelated.txt").write_text("kept")
+    kill_at(args(folder / "s.csv.gz"), "sample.before_publish", tmp_path / "pause")
+    assert orphans(folder) and not (folder / "s.csv.gz").exists()
+    cli_ok(args(folder / "s.csv.gz"))
+    assert orphans(folder) == []
+    assert sorted(p.name for p in folder.iterdir()) == ["s.csv.gz", "unrelated.txt"]
+    assert (folder / "s.csv.gz").read_bytes() == (tmp_path / "clean" / "s.csv.gz").read_bytes()

@@ -59,3 +59,12 @@ def test_unsafe_names_are_refused(name):
 @pytest.mark.parametrize("name", ["ml-1m", "OR-sample", "UniSRec+TedRec", "Office_2018", "S3-Rec"])
 def test_safe_names_pass(name):
     assert safe_name(name, "dataset") == name
+
+
+def test_clean_orphans_of_one_name_leaves_the_rest(tmp_path):
+    dead = _dead_pid()
+    mine, other = tmp_path / f".out.csv.gz.pid{dead}.a1.tmp", tmp_path / f".notes.txt.pid{dead}.b2.tmp"
+    mine.write_text("half")
+    other.write_text("someone else's")
+    assert clean_orphans(tmp_path, "out.csv.gz") == [mine]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name]

@@ -28,7 +28,7 @@ from benchmark.data.readers.online_retail import COLUMNS, check_csv_header
 from benchmark.data.sources import get_source
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
-from benchmark.fsutil import atomic_path, file_digest
+from benchmark.fsutil import atomic_path, clean_orphans, file_digest
 
 #: Datasets that can be sampled, and their form holding one CSV in the Online Retail layout.
 SAMPLE_FORMS = {"OR": "csv", "OR-sample": "bundled"}
@@ -99,6 +99,7 @@ def sample_csv(data: bytes, invoices: int, seed: int, items: int | None = None, 
 
 def write_gzip(payload: bytes, out: Path) -> None:
     """Gzip `payload` to `out` atomically, with a header free of file name and time."""
+    clean_orphans(out.parent, out.name)
     try:
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as packed:
