@@ -69,7 +69,7 @@ def default_storage(results_root: Path, dataset: str, model: str) -> str:
 
 def _space_grid(entry: ModelEntry, spec: TuneSpec) -> dict[str, tuple[Any, ...]]:
     grid = dict(spec.grid or entry.paper_grid)
-    unknown = sorted(set(grid) - set(entry.defaults))
+    unknown = sorted(set(grid) - entry.options())
     if unknown:
         raise TedbenchError(f"grid names unknown options of {entry.name}: {', '.join(unknown)}")
     return grid

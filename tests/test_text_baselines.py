@@ -53,7 +53,7 @@ def test_registry_entries() -> None:
     assert get_model("SASRecF").defaults["fusion_layers"] == 1
     assert get_model("FDSA").defaults["random_text"] is False
     difsr = get_model("DIF-SR").defaults
-    assert (difsr["fusion_type"], difsr["attribute_hidden_size"], difsr["lambda_attr"]) == ("gate", 300, 0.0)
+    assert (difsr["fusion_type"], difsr["attribute_hidden_size"], difsr["lambda_attr"]) == ("gate", 300, 10.0)
     backbone = ("n_layers", "n_heads", "inner_size", "hidden_dropout_prob", "attn_dropout_prob")
     assert tuple(difsr[key] for key in backbone) == (2, 2, 256, 0.5, 0.5)
     smlp = get_model("SMLP4Rec").defaults
@@ -106,7 +106,7 @@ def test_text_is_required(name: str) -> None:
 
 def test_difsr_rejects_unsupported_options() -> None:
     with pytest.raises(TedbenchError, match="lambda_attr"):
-        small_model("DIF-SR", lambda_attr=10.0)
+        small_model("DIF-SR", lambda_attr=-1.0)
     with pytest.raises(TedbenchError, match="fusion_type"):
         small_model("DIF-SR", fusion_type="max")
     with pytest.raises(TedbenchError, match="multiples of n_heads"):

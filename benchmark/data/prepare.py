@@ -16,7 +16,7 @@ from benchmark.errors import TedbenchError
 from benchmark.fsutil import file_digest
 
 # Bumped whenever processing changes what a prepared folder contains.
-PROCESSING_VERSION = 1
+PROCESSING_VERSION = 2  # v2: item attributes (ml-1m genres, Amazon categories)
 
 
 def processed_dir(data_root: Path, name: str) -> Path:
