@@ -211,18 +211,21 @@ def _grid(items: list[str] | None) -> dict[str, tuple[Any, ...]]:
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
+    from benchmark.profiles import load_tuning
     from benchmark.tune import TuneSpec, default_storage, tune
 
     results = Path(args.results_dir)
+    protocol = load_tuning(args.protocol, Path(args.params_file)) if args.protocol else None
     spec = TuneSpec(
         model=args.model,
         dataset=args.dataset,
         storage=args.storage or default_storage(results, args.dataset, args.model),
         encoder=args.encoder,
-        sampler=args.sampler,
-        n_trials=args.n_trials,
+        sampler=protocol.sampler if protocol else args.sampler,
+        n_trials=args.n_trials or (protocol.n_trials if protocol else None),
         grid=_grid(args.grid),
-        seed=args.seed,
+        dimensions=protocol.dimensions(args.model, Path(args.params_file)) if protocol else None,
+        seed=protocol.seed if protocol else args.seed,
         timeout=args.timeout,
         device=args.device,
         data_root=_data_root(args),
@@ -409,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int, help="study budget (default: the whole grid, or 20 for tpe)")
     p.add_argument("--sampler", choices=("grid", "tpe"), default="grid", help="grid (the paper's learning-rate grid by default) or seeded TPE over the model's search space")
     p.add_argument("--grid", action="append", metavar="PARAM=V1,V2", help="grid dimension replacing the paper's grid (repeatable)")
+    p.add_argument("--protocol", help="tuning protocol from --params-file (paper, baselines): its sampler, budget, seed and searched dimensions")
     p.add_argument("--timeout", type=float, help="stop claiming new trials after this many seconds")
     p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
     p.add_argument("--results-dir", default="results")
