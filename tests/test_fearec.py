@@ -52,7 +52,7 @@ def test_frequency_bands_follow_the_official_arithmetic() -> None:
     assert [frequency_band(i, 3, 50, 0.6) for i in range(3)] == [(10, 26), (5, 21), (0, 16)]  # 10.4 // 2 = 5.0
     assert [frequency_band(i, 2, 50, 0.5) for i in range(2)] == [(13, 26), (0, 13)]  # "L" mixer: disjoint halves
     assert frequency_band(0, 1, 50, 1.0) == (0, 26)  # one layer: no division by n_layers − 1 = 0
-    model = create_model("FEARec", DatasetInfo(n_items=50, max_len=50), SMALL["FEARec"].config)
+    model = create_model("FEARec", DatasetInfo(n_items=50, max_len=50), {**SMALL["FEARec"].config, "preset": "us_x"})
     assert [layer.attention.band for layer in model.layers] == [(10, 26), (0, 16)]
     assert all(layer.attention.top_k == 3 for layer in model.layers)  # int(1 · ln 50)
 

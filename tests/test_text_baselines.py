@@ -58,8 +58,11 @@ def test_registry_entries() -> None:
     assert tuple(difsr[key] for key in backbone) == (2, 2, 256, 0.5, 0.5)
     smlp = get_model("SMLP4Rec").defaults
     assert (smlp["n_layers"], smlp["expansion_factor"], smlp["hidden_dropout_prob"]) == (2, 3, 0.5)
-    for choice in get_model("DIF-SR").search_space["attribute_hidden_size"].choices:
-        assert all(choice % h == 0 for h in get_model("DIF-SR").search_space["n_heads"].choices)
+    entry = get_model("DIF-SR")  # head counts and widths vary only together, through the `preset` dimension
+    assert not {"n_heads", "attribute_hidden_size", "hidden_size"} & set(entry.search_space)
+    for preset in entry.search_space["preset"].choices:
+        config = entry.config({"preset": preset})
+        assert config["hidden_size"] % config["n_heads"] == config["attribute_hidden_size"] % config["n_heads"] == 0
 
 
 def expected_parameters(name: str, text_dim: int, n_items: int = 3417, length: int = 50, d: int = 300) -> int:
