@@ -120,7 +120,8 @@ def cmd_models(args: argparse.Namespace) -> None:
     rows = []
     for name in list_models(args.pattern):
         entry = get_model(name)
-        rows.append({"name": name, "needs_text": entry.needs_text, "defaults": entry.defaults, "search_space": sorted(entry.search_space), "description": entry.description})
+        presets = {p: {k: {"value": v, "source": src} for k, (v, src) in cited.items()} for p, cited in entry.cited_presets().items()}
+        rows.append({"name": name, "needs_text": entry.needs_text, "defaults": entry.defaults, "presets": presets, "search_space": sorted(entry.search_space), "description": entry.description})
     if args.json:
         _print_json(rows)
     else:
