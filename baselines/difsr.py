@@ -19,15 +19,15 @@ Forward pass (digest §8.c):
 3. `s = X_last[b, len−1]`, logits `s · ItemEmbᵀ`.
 
 Choices (digest §8.h/§8.k):
-- `attribute_hidden_size` d_a = 300 (suite grid {64, 300}; must be divisible by `n_heads`): the text stream
-  gets the same adapter width as the other text baselines (the official 64 was sized for category tags).
+- `attribute_hidden_size` d_a = 300 (must be divisible by `n_heads`): the text stream gets the same adapter
+  width as the other text baselines (the official 64, sized for category tags, comes with the preset).
 - attribute predictor (official sasrecd.py:183-199), `lambda_attr` = 10 (SASRecD.yaml:16, the Beauty/Yelp
   configs): `L = CE + λ · mean_{b, a} BCEWithLogits(Linear_{d->A}(s)[b, a], y[b, a])`, y the multi-hot attributes
   of the target item (ml-1m: its genres; Amazon: its categories; `DatasetInfo.item_attributes`), the mean over
   the real attributes (the official drops the padding column 0). The predictor exists only where the dataset
   has attributes. Online Retail has none (only a free-text description), so there λ has no effect: no labels
-  are invented (pseudo-labels such as clusters of the text vectors would be a model of our own); the run
-  records `item_attributes` in its provenance when the term is active.
+  are invented (pseudo-labels such as clusters of the text vectors would be a model of our own). A run's
+  config.json records the dataset's number of attributes (`item_attributes`) when it has any.
 - dropouts 0.5/0.5 and 2 layers / 2 heads / d 300 / inner 256: TedRec's setting for attention models.
 - preset `official`: the official Amazon_Beauty config (4 layers, 8 heads, d 256, attribute d 64, dropouts
   0.5/0.3, gate fusion, λ 10, lr 1e-4). Its 8 heads do not divide d 300, so `n_heads` and
@@ -234,4 +234,5 @@ class DIFSR(SequentialModel):
         if self.attribute_predictor is None:
             return loss
         logits = self.attribute_predictor(query).float()
-        return loss + self.config["lambda_attr"] * F.binary_cross_entropy_with_logits(logits, self.attribute_labels(batch.target))
+        attribute_loss = F.binary_cross_entropy_with_logits(logits, self.attribute_labels(batch.target))
+        return loss + self.config["lambda_attr"] * attribute_loss

@@ -95,7 +95,8 @@ class FMLPRec(SequentialModel):
         hidden = config["hidden_size"]
         self.item_embedding = nn.Embedding(info.n_items, hidden, padding_idx=0)
         self.embedding = SequenceEmbedding(info.max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"])
-        layer = FilterLayer(info.max_len, hidden, config["inner_factor"] * hidden, config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"])
+        inner = config["inner_factor"] * hidden
+        layer = FilterLayer(info.max_len, hidden, inner, config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"])
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(config["n_layers"]))  # identical filters
         recbole_init_(self, config["initializer_range"])  # re-draws Linear/Embedding, keeps the filters
 

@@ -120,8 +120,10 @@ def cmd_models(args: argparse.Namespace) -> None:
     rows = []
     for name in list_models(args.pattern):
         entry = get_model(name)
-        presets = {p: {k: {"value": v, "source": src} for k, (v, src) in cited.items()} for p, cited in entry.cited_presets().items()}
-        rows.append({"name": name, "needs_text": entry.needs_text, "defaults": entry.defaults, "presets": presets, "search_space": sorted(entry.search_space), "description": entry.description})
+        presets = {p: {k: {"value": v, "source": src} for k, (v, src) in cited.items()}
+                   for p, cited in entry.cited_presets().items()}
+        rows.append({"name": name, "needs_text": entry.needs_text, "defaults": entry.defaults, "presets": presets,
+                     "search_space": sorted(entry.search_space), "description": entry.description})
     if args.json:
         _print_json(rows)
     else:
@@ -413,7 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=int, help="study budget (default: the whole grid, or 20 for tpe)")
     p.add_argument("--sampler", choices=("grid", "tpe"), default="grid", help="grid (the paper's learning-rate grid by default) or seeded TPE over the model's search space")
     p.add_argument("--grid", action="append", metavar="PARAM=V1,V2", help="grid dimension replacing the paper's grid (repeatable)")
-    p.add_argument("--protocol", help="tuning protocol from --params-file (paper, baselines): its sampler, budget, seed and searched dimensions")
+    p.add_argument("--protocol", help="tuning protocol from --params-file (paper, baselines): its sampler, budget, "
+                   "sampler seed and searched dimensions")
     p.add_argument("--timeout", type=float, help="stop claiming new trials after this many seconds")
     p.add_argument("--max-steps", type=int, help="cap training steps per epoch (quick checks)")
     p.add_argument("--results-dir", default="results")

@@ -73,7 +73,8 @@ class TuningProtocol:
         if self.sampler == "grid":
             return None
         if model not in self.search:
-            raise TedbenchError(f"{path}: tuning protocol {self.name!r} declares no search for model {model!r} (declared: {', '.join(sorted(self.search))})")
+            declared = ", ".join(sorted(self.search))
+            raise TedbenchError(f"{path}: tuning protocol {self.name!r} declares no search for model {model!r} (declared: {declared})")
         return self.search[model]
 
 

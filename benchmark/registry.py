@@ -90,7 +90,8 @@ class ModelEntry:
         config = dict(self.defaults)
         for key in overrides:
             if key not in self.options():
-                raise TedbenchError(f"model {self.name} has no option {key!r} (known: {', '.join(sorted(self.options()))})")
+                known = ", ".join(sorted(self.options()))
+                raise TedbenchError(f"model {self.name} has no option {key!r} (known: {known})")
         if PRESET in overrides:
             name = str(overrides.pop(PRESET))
             config.update(self.preset(name))

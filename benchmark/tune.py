@@ -82,7 +82,8 @@ def _tpe_space(entry: ModelEntry, spec: TuneSpec) -> dict[str, SearchParam]:
         return entry.search_space
     unknown = sorted(set(spec.dimensions) - set(entry.search_space))
     if unknown:
-        raise TedbenchError(f"{entry.name}: no search dimension {', '.join(unknown)} (its space: {', '.join(sorted(entry.search_space))})")
+        space = ", ".join(sorted(entry.search_space))
+        raise TedbenchError(f"{entry.name}: no search dimension {', '.join(unknown)} (its space: {space})")
     return {k: entry.search_space[k] for k in spec.dimensions}
 
 

@@ -41,7 +41,8 @@ SMALL = {
     "DIF-SR": Small({"hidden_size": 16, "inner_size": 24, "n_heads": 2, "attribute_hidden_size": 8}),
     "SMLP4Rec": Small({"hidden_size": 16}),
 }
-SMALL |= {f"{name}+TedRec": Small({**SMALL[name].config, "n_exps": 4}, max_len=SMALL[name].max_len) for name in ("DLFS-Rec", "SASRecF", "DIF-SR")}
+SMALL |= {f"{name}+TedRec": Small({**SMALL[name].config, "n_exps": 4}, max_len=SMALL[name].max_len)
+          for name in ("DLFS-Rec", "SASRecF", "DIF-SR")}
 SMALL["UniSRec+TedRec"] = SMALL["TedRec"]  # TedRec itself (tedrec/plugin.py)
 
 

@@ -67,7 +67,8 @@ class Sequences:
         0 = none (padding slots, and the padding item's row 0); None when the dataset has no attributes."""
         if self.item_attributes is None:
             return None
-        vocabulary = {token: i for i, token in enumerate(sorted({a for item in self.item_attributes for a in item}), start=1)}
+        tokens = sorted({a for item in self.item_attributes for a in item})
+        vocabulary = {token: i for i, token in enumerate(tokens, start=1)}
         index = np.zeros((self.n_items, max(map(len, self.item_attributes), default=0)), dtype=np.int64)
         for item, tokens in enumerate(self.item_attributes, start=1):
             index[item, : len(tokens)] = [vocabulary[t] for t in tokens]

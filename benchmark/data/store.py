@@ -93,9 +93,12 @@ def load_sequences(directory: Path) -> Sequences:
     texts = [json.loads(line) for line in (directory / "item_text.jsonl").read_text(encoding="utf-8").splitlines()]
     attributes = None
     if (directory / ATTRIBUTES_FILE).exists():
-        attributes = [json.loads(line) for line in (directory / ATTRIBUTES_FILE).read_text(encoding="utf-8").splitlines()]
-    seqs = Sequences(items=items, offsets=offsets, user_tokens=users, item_tokens=item_tokens, item_text=texts, item_attributes=attributes)
+        lines = (directory / ATTRIBUTES_FILE).read_text(encoding="utf-8").splitlines()
+        attributes = [json.loads(line) for line in lines]
+    seqs = Sequences(items=items, offsets=offsets, user_tokens=users, item_tokens=item_tokens, item_text=texts,
+                     item_attributes=attributes)
     bad_attributes = attributes is not None and len(attributes) != len(item_tokens)
-    if seqs.n_users != len(users) or len(texts) != len(item_tokens) or bad_attributes or int(items.max(initial=0)) >= seqs.n_items:
+    bad_items = int(items.max(initial=0)) >= seqs.n_items
+    if seqs.n_users != len(users) or len(texts) != len(item_tokens) or bad_attributes or bad_items:
         raise TedbenchError(f"{directory}: processed files disagree with each other; re-run `tedbench prepare`")
     return seqs

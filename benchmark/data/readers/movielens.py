@@ -107,7 +107,8 @@ def read_recbole_atomic(
             raise line_error(inter_path, i + 2, f"timestamp {float(seconds[i])!r} is not a whole number of seconds")
         timestamp = seconds.astype(np.int64)
     texts, attributes = ({}, None) if item_path is None else _atomic_item_texts(item_path, text_fields)
-    return RawInteractions(user=user, item=item, timestamp=timestamp, item_text=item_texts_for(item, texts), item_attributes=attributes)
+    return RawInteractions(user=user, item=item, timestamp=timestamp, item_text=item_texts_for(item, texts),
+                           item_attributes=attributes)
 
 
 def _atomic_item_texts(item_path: PathLike, text_fields: TextRule) -> tuple[dict[str, str], dict[str, list[str]] | None]:
@@ -125,5 +126,6 @@ def _atomic_item_texts(item_path: PathLike, text_fields: TextRule) -> tuple[dict
     ids, texts = frame["item_id"].to_numpy(dtype=object), np.asarray(texts, dtype=object)
     attributes = None
     if ATTRIBUTE_FIELD in names:
-        attributes = dict(zip(ids[::-1], (value.split() for value in frame[ATTRIBUTE_FIELD].to_numpy(dtype=object)[::-1])))
+        values = frame[ATTRIBUTE_FIELD].to_numpy(dtype=object)
+        attributes = dict(zip(ids[::-1], (value.split() for value in values[::-1])))
     return dict(zip(ids[::-1], texts[::-1])), attributes  # reversed, so the first row of a repeated id wins
