@@ -19,12 +19,19 @@ Forward pass (digest §8.c):
 3. `s = X_last[b, len−1]`, logits `s · ItemEmbᵀ`.
 
 Choices (digest §8.h/§8.k):
-- `attribute_hidden_size` d_a = 300 (suite grid {64, 300}; must be divisible by `n_heads`): the text stream
-  gets the same adapter width as the other text baselines (the official 64 was sized for category tags).
-- `lambda_attr` = 0 (option (a)): the official attribute predictor is a BCE loss on the target item's
-  discrete attribute labels, and the text has none (OR has no categorical attributes at all), so no
-  predictor is built; λ > 0 is rejected.
+- `attribute_hidden_size` d_a = 300 (must be divisible by `n_heads`): the text stream gets the same adapter
+  width as the other text baselines (the official 64, sized for category tags, comes with the preset).
+- attribute predictor (official sasrecd.py:183-199), `lambda_attr` = 10 (SASRecD.yaml:16, the Beauty/Yelp
+  configs): `L = CE + λ · mean_{b, a} BCEWithLogits(Linear_{d->A}(s)[b, a], y[b, a])`, y the multi-hot attributes
+  of the target item (ml-1m: its genres; Amazon: its categories; `DatasetInfo.item_attributes`), the mean over
+  the real attributes (the official drops the padding column 0). The predictor exists only where the dataset
+  has attributes. Online Retail has none (only a free-text description), so there λ has no effect: no labels
+  are invented (pseudo-labels such as clusters of the text vectors would be a model of our own). A run's
+  config.json records the dataset's number of attributes (`item_attributes`) when it has any.
 - dropouts 0.5/0.5 and 2 layers / 2 heads / d 300 / inner 256: TedRec's setting for attention models.
+- preset `official`: the official Amazon_Beauty config (4 layers, 8 heads, d 256, attribute d 64, dropouts
+  0.5/0.3, gate fusion, λ 10, lr 1e-4). Its 8 heads do not divide d 300, so `n_heads` and
+  `attribute_hidden_size` are searched only through the `preset` dimension.
 
 The batch-independent position scores are computed once per layer ([H, L, L]) and broadcast; the top
 layer evaluates only the read-out rows.
@@ -43,8 +50,8 @@ from baselines.layers import Dropout, FeedForward, causal_padding_mask, dropout,
 from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS
 from baselines.text_adapter import TextAdapter
 from benchmark.errors import TedbenchError
-from benchmark.model import DatasetInfo, SequentialModel
-from benchmark.registry import SearchParam, register_model
+from benchmark.model import Batch, DatasetInfo, SequentialModel
+from benchmark.registry import OFFICIAL_LR_GRID, SearchParam, register_model
 
 FUSION_TYPES = ("gate", "sum", "concat")
 
@@ -52,7 +59,20 @@ DIFSR_DEFAULTS = {
     **SASREC_DEFAULTS,
     "attribute_hidden_size": 300,
     "fusion_type": "gate",
-    "lambda_attr": 0.0,
+    "lambda_attr": 10.0,  # AIM-SE/DIF-SR@b600052 recbole/properties/model/SASRecD.yaml:16
+}
+DIFSR_CONFIG = "AIM-SE/DIF-SR@b600052 configs/Amazon_Beauty.yaml:"
+DIFSR_OFFICIAL = {
+    "n_layers": (4, DIFSR_CONFIG + "30"),
+    "n_heads": (8, DIFSR_CONFIG + "31"),
+    "hidden_size": (256, DIFSR_CONFIG + "32"),
+    "attribute_hidden_size": (64, DIFSR_CONFIG + "33"),
+    "inner_size": (256, DIFSR_CONFIG + "34"),
+    "hidden_dropout_prob": (0.5, DIFSR_CONFIG + "35"),
+    "attn_dropout_prob": (0.3, DIFSR_CONFIG + "36"),
+    "fusion_type": ("gate", DIFSR_CONFIG + "43"),
+    "lambda_attr": (10.0, DIFSR_CONFIG + "44"),
+    "learning_rate": (1e-4, DIFSR_CONFIG + "51"),
 }
 
 
@@ -146,13 +166,14 @@ class DIFLayer(nn.Module):
 @register_model(
     "DIF-SR",
     defaults=DIFSR_DEFAULTS,
+    presets={"official": DIFSR_OFFICIAL},
     search_space={
+        "learning_rate": SearchParam("categorical", choices=OFFICIAL_LR_GRID),
         "hidden_dropout_prob": DROPOUTS,
-        "attn_dropout_prob": DROPOUTS,
-        "n_layers": SearchParam("categorical", choices=(1, 2, 3)),
-        "n_heads": SearchParam("categorical", choices=(1, 2)),
-        "attribute_hidden_size": SearchParam("categorical", choices=(64, 300)),
+        "attn_dropout_prob": SearchParam("categorical", choices=(0.1, 0.2, 0.3, 0.5)),
+        "n_layers": SearchParam("categorical", choices=(1, 2, 3, 4)),
         "fusion_type": SearchParam("categorical", choices=FUSION_TYPES),
+        "lambda_attr": SearchParam("categorical", choices=(0.0, 5.0, 10.0)),  # 5: the Sports/Toys configs
     },
     needs_text=True,
 )
@@ -161,11 +182,8 @@ class DIFSR(SequentialModel):
 
     def __init__(self, config: dict, info: DatasetInfo):
         super().__init__(config, info)
-        if config["lambda_attr"]:
-            raise TedbenchError(
-                "DIF-SR lambda_attr > 0 needs discrete attribute labels of the target item for its attribute "
-                "predictor; the text side information has none, so only lambda_attr = 0 is supported"
-            )
+        if config["lambda_attr"] < 0:
+            raise TedbenchError(f"DIF-SR lambda_attr must be >= 0, not {config['lambda_attr']}")
         hidden = config["hidden_size"]
         self.item_embedding = nn.Embedding(info.n_items, hidden, padding_idx=0)
         self.position_embedding = nn.Embedding(info.max_len, hidden)
@@ -173,6 +191,10 @@ class DIFSR(SequentialModel):
         self.layer_norm = nn.LayerNorm(hidden, eps=config["layer_norm_eps"])
         self.dropout = Dropout(config["hidden_dropout_prob"])
         self.layers = nn.ModuleList(DIFLayer(config, info.max_len) for _ in range(config["n_layers"]))
+        self.attribute_predictor = None
+        if config["lambda_attr"] > 0 and info.item_attributes is not None and info.item_attributes.numel():
+            self.register_buffer("item_attributes", info.item_attributes.long(), persistent=False)
+            self.attribute_predictor = nn.Linear(hidden, int(info.item_attributes.max()))
         recbole_init_(self, config["initializer_range"])
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:
@@ -198,3 +220,19 @@ class DIFSR(SequentialModel):
 
     def item_embeddings(self) -> torch.Tensor:
         return self.item_embedding.weight
+
+    def attribute_labels(self, items: torch.Tensor) -> torch.Tensor:
+        """Multi-hot attributes of `items` [B] -> [B, n_attributes] (attribute id a in column a − 1)."""
+        ids = self.item_attributes[items]  # [B, k], 0 = none
+        labels = torch.zeros(len(items), self.attribute_predictor.out_features + 1, device=ids.device)
+        return labels.scatter_(1, ids, 1.0)[:, 1:]
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """CE over all ids, plus λ · the attribute predictor's BCE on the target's attributes where it exists."""
+        query = self.encode(batch.seq, batch.length)
+        loss = F.cross_entropy(self.score_items(query, training=True).float(), batch.target)
+        if self.attribute_predictor is None:
+            return loss
+        logits = self.attribute_predictor(query).float()
+        attribute_loss = F.binary_cross_entropy_with_logits(logits, self.attribute_labels(batch.target))
+        return loss + self.config["lambda_attr"] * attribute_loss

@@ -31,13 +31,15 @@ Choices for the digest's ambiguities (§10.k, §12.2 #6/#7), all config keys:
   Linears act per item, so the sequence side gathers the same fused [N, d] tables instead of projecting every
   slot's text (same function, B·L/N times less work).
 - loss: list-wise CE over all ids with logits −W2 / `temperature` (default 1.0 = no temperature, as the
-  original has none). `pvn_weight` (default 0.0; official 0.005) adds the official
+  original has none). `pvn_weight` (default 0.005, the official main.py:47) adds the official
   `pvn_weight · mean(relu(W2(u, pos) − W2(pos, neg)))` with one negative per row drawn uniformly from the ids
   absent from the row's sequence and target (`batch_extras`). At init the −W2 logits are widely spread (OR with
   MiniLM text: logit std ≈ 9.5 per row, CE ≈ 47 against ln N = 8.1); the CE falls below ln N within ~60 Adam
   steps of 512 rows at lr 1e-3. `temperature` > 1 softens the start if a dataset needs it.
 - size: d = 300 (TedRec's setting; the official default is 128), `n_layers` 2, dropout 0.5; the digest's grid
-  (d {128, 300}, layers {2, 3, 4}, dropout {0.3, 0.5}) is the search space.
+  (d {128, 300}, layers {2, 3, 4}, dropout {0.3, 0.5}) and lr {1e-4, 5e-4, 1e-3, 5e-3} are the search space.
+- preset `official`: the official `main.py` defaults (d 128 = attribute d 128, 4 layers, dropout 0.5, lr 1e-4,
+  pvn 0.005, fusion add, side information fused into the candidates).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from torch.nn import functional as F
 from baselines.layers import Dropout, LearnableFilter, at_least_float32, recbole_init_, sample_absent_items
 from benchmark.errors import TedbenchError
 from benchmark.model import Batch, DatasetInfo, SequentialModel, gather_last
-from benchmark.registry import SearchParam, register_model
+from benchmark.registry import OFFICIAL_LR_GRID, SearchParam, register_model
 
 FUSION_TYPES = ("add", "concat", "gate")
 MIN_VARIANCE = 1e-24  # the official clamp before square roots
@@ -65,8 +67,19 @@ DLFSREC_DEFAULTS = {
     "fusion_type": "add",
     "side_info_fused": True,
     "temperature": 1.0,
-    "pvn_weight": 0.0,
+    "pvn_weight": 0.005,  # zxiang30/DLFS-Rec@9259e57 main.py:47
     "learning_rate": 1e-3,
+}
+DLFS = "zxiang30/DLFS-Rec@9259e57 main.py:"
+DLFSREC_OFFICIAL = {
+    "hidden_size": (128, DLFS + "22,25 (hidden_size = attribute_hidden_size, as fusion add needs)"),
+    "n_layers": (4, DLFS + "23"),
+    "hidden_dropout_prob": (0.5, DLFS + "24"),
+    "initializer_range": (0.02, DLFS + "26"),
+    "learning_rate": (1e-4, DLFS + "32"),
+    "pvn_weight": (0.005, DLFS + "47"),
+    "fusion_type": ("add", DLFS + "48"),
+    "side_info_fused": (True, DLFS + "49 (store_false: True unless the flag is given)"),
 }
 
 
@@ -121,7 +134,9 @@ class DualFilterLayer(nn.Module):
 @register_model(
     "DLFS-Rec",
     defaults=DLFSREC_DEFAULTS,
+    presets={"official": DLFSREC_OFFICIAL},
     search_space={
+        "learning_rate": SearchParam("categorical", choices=OFFICIAL_LR_GRID),
         "hidden_size": SearchParam("categorical", choices=(128, 300)),
         "n_layers": SearchParam("categorical", choices=(2, 3, 4)),
         "hidden_dropout_prob": SearchParam("categorical", choices=(0.3, 0.5)),

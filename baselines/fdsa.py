@@ -12,6 +12,9 @@ the output).
 Ambiguity (digest §6.i/§6.k): the UniSRec-lab FDSA re-initialised its frozen BERT table with N(0, 0.02²)
 noise (a copied `nn.Embedding` hit by RecBole's init), so its "text" tower saw a fixed random code per
 item. `random_text` (default False = the real text) reproduces that on purpose.
+
+Presets: `official` = RecBole 1.2.0's FDSA (there is no code from FDSA's authors; RecBole's is the reference);
+`authors-code` = the UniSRec repository's text FDSA as it ran: its `props/FDSA.yaml` sizes and random text.
 """
 
 from __future__ import annotations
@@ -20,17 +23,23 @@ import torch
 
 from baselines.fusion_layers import ConcatFusion, item_features
 from baselines.layers import TransformerEncoder, causal_padding_mask, recbole_init_
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec
+from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, UNISREC, SASRec, recbole_backbone, yaml_backbone
 from baselines.text_adapter import TextAdapter
 from benchmark.model import DatasetInfo
 from benchmark.registry import SearchParam, register_model
 
 FDSA_DEFAULTS = {**SASREC_DEFAULTS, "random_text": False}
+FDSA_AUTHORS_CODE = {
+    **yaml_backbone(UNISREC + "FDSA.yaml", 300),
+    # the text table is deep-copied into the model (baselines/fdsa.py:51) before apply(_init_weights) (:88)
+    "random_text": (True, "RUCAIBox/UniSRec@05aa5cb baselines/fdsa.py:51,88"),
+}
 
 
 @register_model(
     "FDSA",
     defaults=FDSA_DEFAULTS,
+    presets={"official": recbole_backbone("FDSA"), "authors-code": FDSA_AUTHORS_CODE},
     search_space={
         "hidden_dropout_prob": DROPOUTS,
         "attn_dropout_prob": DROPOUTS,

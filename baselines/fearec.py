@@ -50,13 +50,15 @@ Follows the official `sudaada/FEARec` (`recbole/model/layers.py` HybridAttention
   loops forever when every candidate has the same sequence); here a positive with an identical sequence (another
   user with the same prefix) is kept, as in the official code, and nothing loops.
 
-Choices for the digest's ambiguities (§4.k, §12.2 #3), all config keys: the digest's suite recommendation =
-the official script's settings at the TedRec sizes — hidden 300, inner 256, 2 layers, 2 heads, dropout 0.5/0.5,
-`contrast` us_x, `sim` dot, `tau` 1, `lmd` 0.1, `lmd_sem` 0.1, `global_ratio` 0.6, `dual_domain` True,
-`spatial_ratio` 0.1, `std` True, `topk_factor` 1, `fredom` False (`fredom_type` us_x when switched on; the
-official default None adds nothing). `contrast` "none" with global_ratio 1, dual_domain False reproduces the
-stock RecBole yaml. The last FEA block evaluates its output projection, LayerNorm and FFN (and the time-domain
-query) only at the read-out row; Q, K, V still use every position.
+Choices for the digest's ambiguities (§4.k, §12.2 #3), all config keys. Defaults: RecBole 1.2.0's stock
+`FEARec.yaml` at the TedRec sizes, what the authors most likely ran (TedRec requires recbole >= 1.2.0 and ran every
+baseline in RecBole; that yaml has no `contrast` key, so RecBole trains CE only): `contrast` none, `global_ratio` 1,
+`dual_domain` False, `spatial_ratio` 0, `std` False, `topk_factor` 1, `lmd`/`lmd_sem` 0.1, `fredom` False (`sim`
+dot, `tau` 1 matter only with a contrast). Presets: `us_x` = the official script's loss and band settings
+(`fearec.sh:1`: contrast us_x, sim dot, tau 1, lmd_sem 0.1, global_ratio 0.6, dual_domain, spatial_ratio 0.1, std)
+at the TedRec sizes; `official` = the same plus the official sizes (hidden 64, inner 256, 2 layers, 2 heads,
+dropout 0.5/0.5) and learning rate (seq.yaml:37, 1e-3). The last FEA block evaluates its output projection,
+LayerNorm and FFN (and the time-domain query) only at the read-out row; Q, K, V still use every position.
 
 Cost: `us_x`/`us` need three full passes (the CE view, a second dropout view, the positive), so a step does
 ≈3.7x the FLOPs of a SASRec step of the same size (one FEARec pass ≈ 1.26x SASRec's: Q for every position in the
@@ -81,7 +83,7 @@ from baselines.layers import (
     causal_padding_mask,
     recbole_init_,
 )
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS
+from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, yaml_backbone
 from benchmark.data.splits import Rows, Splits
 from benchmark.errors import TedbenchError
 from benchmark.model import Batch, DatasetInfo, SequentialModel
@@ -93,18 +95,38 @@ FREDOM_WEIGHT = 0.1  # the official constant
 
 FEAREC_DEFAULTS = {
     **SASREC_DEFAULTS,  # the SASRec backbone's sizes, dropouts and learning rate
-    "contrast": "us_x",
+    # RecBole@v1.2.0 recbole/properties/model/FEARec.yaml (no contrast/sim/tau keys: CE only)
+    "contrast": "none",
     "sim": "dot",
     "tau": 1.0,
-    "lmd": 0.1,
-    "lmd_sem": 0.1,
-    "global_ratio": 0.6,
-    "dual_domain": True,
-    "spatial_ratio": 0.1,
-    "std": True,
-    "topk_factor": 1,
-    "fredom": False,
+    "lmd": 0.1,  # FEARec.yaml:11
+    "lmd_sem": 0.1,  # FEARec.yaml:12
+    "global_ratio": 1.0,  # FEARec.yaml:14
+    "dual_domain": False,  # FEARec.yaml:15
+    "spatial_ratio": 0.0,  # FEARec.yaml:17
+    "std": False,  # FEARec.yaml:16
+    "topk_factor": 1,  # FEARec.yaml:20
+    "fredom": False,  # FEARec.yaml:18
     "fredom_type": "us_x",
+}
+FEAREC = "sudaada/FEARec@5e98f45 "
+FEAREC_SCRIPT = FEAREC + "fearec.sh:1"
+FEAREC_US_X = {
+    "contrast": ("us_x", FEAREC_SCRIPT),
+    "sim": ("dot", FEAREC_SCRIPT),
+    "tau": (1.0, FEAREC_SCRIPT),
+    "lmd_sem": (0.1, FEAREC_SCRIPT),
+    "lmd": (0.1, FEAREC + "recbole/properties/model/FEARec.yaml:11 (fearec.sh passes lmd without --)"),
+    "global_ratio": (0.6, FEAREC_SCRIPT),
+    "dual_domain": (True, FEAREC_SCRIPT),
+    "spatial_ratio": (0.1, FEAREC_SCRIPT),
+    "std": (True, FEAREC_SCRIPT),
+}
+FEAREC_OFFICIAL = {
+    **yaml_backbone(FEAREC + "recbole/properties/model/FEARec.yaml", 64),
+    "learning_rate": (1e-3, FEAREC + "seq.yaml:37"),
+    "topk_factor": (1, FEAREC + "recbole/properties/model/FEARec.yaml:21"),
+    **FEAREC_US_X,
 }
 
 
@@ -305,12 +327,12 @@ class SameTargetIndex:
 @register_model(
     "FEARec",
     defaults=FEAREC_DEFAULTS,
-    search_space={
+    presets={"official": FEAREC_OFFICIAL, "us_x": FEAREC_US_X},
+    search_space={  # global_ratio/topk_factor: RecBole's docs grid (docs/source/user_guide/model/sequential/fearec.rst)
         "hidden_dropout_prob": DROPOUTS,
         "attn_dropout_prob": DROPOUTS,
         "global_ratio": SearchParam("categorical", choices=(0.6, 0.8, 1.0)),
         "topk_factor": SearchParam("categorical", choices=(1, 3, 5)),
-        "spatial_ratio": SearchParam("categorical", choices=(0.1, 0.9)),
     },
 )
 class FEARec(SequentialModel):

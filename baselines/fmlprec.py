@@ -18,9 +18,10 @@ Follows the official `Woeee/FMLP-Rec` (`models.py`, `modules.py`) with the seman
 Choices for the digest's ambiguities (§3.k, §12.2 #7), config keys:
 - padding: right padding as RecBole (the official code left-pads, so the circular filter sees another
   alignment at the read-out position); the TedRec authors ran every baseline in RecBole.
-- `inner_size` 256 (the RecBole ports' key and TedRec's backbone value; the official code hard-codes 4·hidden,
-  i.e. set `inner_size` 1200 for hidden 300), `hidden_size` 300, `n_layers` 2, dropout 0.5: the Table 3 FMLP
-  numbers equal the rebuttal's 300-d "Frequency (FMLPRec)" backbone run.
+- `inner_factor` 4: the FFN's inner size is 4·hidden, as the official code hard-codes it (modules.py:128,134),
+  at every hidden size (a profile's `inner_size` does not apply). `hidden_size` 300, `n_layers` 2, dropout 0.5:
+  the Table 3 FMLP numbers equal the rebuttal's 300-d "Frequency (FMLPRec)" backbone run.
+- preset `official`: the official `main.py` defaults (hidden 64, 2 layers, dropout 0.5, lr 1e-3).
 - loss: full-softmax CE at the last position of each prefix row (the official BCE with one sampled negative per
   position is not the TedRec setting).
 """
@@ -39,13 +40,22 @@ from benchmark.registry import SearchParam, register_model
 
 FMLPREC_DEFAULTS = {
     "hidden_size": 300,
-    "inner_size": 256,
+    "inner_factor": 4,
     "n_layers": 2,
     "hidden_dropout_prob": 0.5,
     "hidden_act": "gelu",
     "layer_norm_eps": 1e-12,
     "initializer_range": 0.02,
     "learning_rate": 1e-3,
+}
+FMLP = "Woeee/FMLP-Rec@51acc8c "
+FMLPREC_OFFICIAL = {
+    "hidden_size": (64, FMLP + "main.py:24"),
+    "n_layers": (2, FMLP + "main.py:25"),
+    "hidden_dropout_prob": (0.5, FMLP + "main.py:29"),
+    "initializer_range": (0.02, FMLP + "main.py:30"),
+    "learning_rate": (1e-3, FMLP + "main.py:35"),
+    "inner_factor": (4, FMLP + "modules.py:128,134"),
 }
 
 
@@ -71,6 +81,7 @@ class FilterLayer(nn.Module):
 @register_model(
     "FMLP-Rec",
     defaults=FMLPREC_DEFAULTS,
+    presets={"official": FMLPREC_OFFICIAL},
     search_space={
         "hidden_dropout_prob": DROPOUTS,
         "n_layers": SearchParam("categorical", choices=(1, 2, 3, 4)),
@@ -84,7 +95,8 @@ class FMLPRec(SequentialModel):
         hidden = config["hidden_size"]
         self.item_embedding = nn.Embedding(info.n_items, hidden, padding_idx=0)
         self.embedding = SequenceEmbedding(info.max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"])
-        layer = FilterLayer(info.max_len, hidden, config["inner_size"], config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"])
+        inner = config["inner_factor"] * hidden
+        layer = FilterLayer(info.max_len, hidden, inner, config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"])
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(config["n_layers"]))  # identical filters
         recbole_init_(self, config["initializer_range"])  # re-draws Linear/Embedding, keeps the filters
 

@@ -27,12 +27,14 @@ computed only at the real positions (each position enters exactly one of the two
 `ATTRIBUTE_CHUNK_ELEMENTS` scores that are recomputed in backward, never as a B·L·N tensor.
 
 Choices for the digest's ambiguities (§7.k, §12.2 #2/#4), all config keys:
-- `pretrain_epochs` 10: the digest recommends ≤ 100 for budget (RecBole 500, official 300, UniSRec text yaml
-  300, RecBole maintainers suggest 100). A pre-training step costs several fine-tuning steps (AAP/MAP score every
-  real position against all N items, SP encodes three more sequences; ~5x on CPU at ML-1M shapes), so 10 epochs
-  already cost about as much as a full fine-tuning run.
-- loss weights: the official code's aap 0.2 / mip 1.0 / map 1.0 / sp 0.5 (RecBole after its March 2024 fix;
-  RecBole 1.2.0 and the UniSRec yaml had aap/mip swapped: set aap_weight 1.0, mip_weight 0.2 to mimic them).
+- `pretrain_epochs` 300: the official code's `--pre_epochs` (run_pretrain.py:48) and the UniSRec lab's text
+  S3Rec.yaml:17 agree (RecBole's own yaml says 500). This is the `paper` profile's length; the smaller
+  profiles declare their own (params.yaml: 1 epoch). A pre-training step costs several fine-tuning steps (AAP/MAP
+  score every real position against all N items, SP encodes three more sequences; ~5x on CPU at ML-1M shapes).
+- loss weights: aap 1.0 / mip 0.2 / map 1.0 / sp 0.5, the RecBole release the authors ran (v1.2.0 S3Rec.yaml:12-15,
+  identical in the UniSRec lab's S3Rec.yaml:12-15); RecBole swapped aap/mip back to the original code's values in
+  March 2024 (commit ae720aa4). Preset `official` = the original CIKM code (aap 0.2 / mip 1.0, hidden 64, the last
+  item always masked); preset `authors-code` = the UniSRec lab's text S3-Rec as it ran (its yaml, random text).
 - `pretrain_left_padding` True: both reference codes left-pad in pre-training (so SP reads position L−1);
   False keeps the engine's right padding (SP reads position n−1) and avoids the position shift between stages.
 - `mask_last_item` False: RecBole masks only by `mask_ratio`; the original CIKM code also always masks the last item.
@@ -60,7 +62,7 @@ from baselines.layers import (
     recbole_init_,
     sample_absent_items,
 )
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec
+from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, UNISREC, SASRec, yaml_backbone
 from baselines.text_adapter import TextAdapter
 from benchmark.errors import TedbenchError
 from benchmark.model import Batch, DatasetInfo
@@ -70,15 +72,44 @@ ATTRIBUTE_CHUNK_ELEMENTS = 1 << 26  # AAP/MAP scores held at once (256 MiB of fl
 
 S3REC_DEFAULTS = {
     **SASREC_DEFAULTS,
-    "pretrain_epochs": 10,
+    "pretrain_epochs": 300,  # aHuiWang/CIKM2020-S3Rec@49a890d run_pretrain.py:48; RUCAIBox/UniSRec props/S3Rec.yaml:17
     "mask_ratio": 0.2,
-    "aap_weight": 0.2,
-    "mip_weight": 1.0,
-    "map_weight": 1.0,
-    "sp_weight": 0.5,
+    "aap_weight": 1.0,  # RUCAIBox/RecBole@v1.2.0 recbole/properties/model/S3Rec.yaml:12
+    "mip_weight": 0.2,  # S3Rec.yaml:13
+    "map_weight": 1.0,  # S3Rec.yaml:14
+    "sp_weight": 0.5,  # S3Rec.yaml:15
     "pretrain_left_padding": True,
     "mask_last_item": False,
     "random_text": False,
+}
+
+
+S3REC = "aHuiWang/CIKM2020-S3Rec@49a890d "
+S3REC_OFFICIAL = {
+    "hidden_size": (64, S3REC + "run_pretrain.py:30"),
+    "n_layers": (2, S3REC + "run_pretrain.py:31"),
+    "n_heads": (2, S3REC + "run_pretrain.py:32"),
+    "attn_dropout_prob": (0.5, S3REC + "run_pretrain.py:34"),
+    "hidden_dropout_prob": (0.5, S3REC + "run_pretrain.py:35"),
+    "learning_rate": (1e-3, S3REC + "run_pretrain.py:40"),
+    "pretrain_epochs": (300, S3REC + "run_pretrain.py:48"),
+    "mask_ratio": (0.2, S3REC + "run_pretrain.py:51"),
+    "aap_weight": (0.2, S3REC + "run_pretrain.py:52"),
+    "mip_weight": (1.0, S3REC + "run_pretrain.py:53"),
+    "map_weight": (1.0, S3REC + "run_pretrain.py:54"),
+    "sp_weight": (0.5, S3REC + "run_pretrain.py:55"),
+    "mask_last_item": (True, S3REC + "datasets.py:44-45"),
+}
+S3REC_AUTHORS_CODE = {
+    **yaml_backbone(UNISREC + "S3Rec.yaml", 300),
+    "mask_ratio": (0.2, UNISREC + "S3Rec.yaml:11"),
+    "aap_weight": (1.0, UNISREC + "S3Rec.yaml:12"),
+    "mip_weight": (0.2, UNISREC + "S3Rec.yaml:13"),
+    "map_weight": (1.0, UNISREC + "S3Rec.yaml:14"),
+    "sp_weight": (0.5, UNISREC + "S3Rec.yaml:15"),
+    "pretrain_epochs": (300, UNISREC + "S3Rec.yaml:17"),
+    # the dataset's text table is assigned (baselines/s3rec.py:70) before apply(_init_weights) (:106)
+    "random_text": (True, "RUCAIBox/UniSRec@05aa5cb baselines/s3rec.py:70,106"),
 }
 
 
@@ -142,6 +173,7 @@ class PretrainInputs:
 @register_model(
     "S3-Rec",
     defaults=S3REC_DEFAULTS,
+    presets={"official": S3REC_OFFICIAL, "authors-code": S3REC_AUTHORS_CODE},
     search_space={"hidden_dropout_prob": DROPOUTS, "attn_dropout_prob": DROPOUTS},
     needs_text=True,
 )

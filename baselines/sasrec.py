@@ -1,4 +1,8 @@
-"""SASRec as in RecBole 1.2 (post-LN Transformer, full-softmax CE), TedRec's 300-d setting."""
+"""SASRec as in RecBole 1.2 (post-LN Transformer, full-softmax CE), TedRec's 300-d setting.
+
+Presets (`--set preset=NAME`): `official` = RecBole 1.2.0's SASRec, the code the TedRec authors ran
+every RecBole baseline with (the original TensorFlow SASRec is not what Table 3 ran).
+"""
 
 from __future__ import annotations
 
@@ -25,9 +29,36 @@ SASREC_DEFAULTS = {
 }
 
 
+# Sources of the presets of the RecBole-family models (each value cites file:line below).
+RECBOLE = "RUCAIBox/RecBole@v1.2.0 recbole/properties/"  # the RecBole release the TedRec authors ran
+UNISREC = "RUCAIBox/UniSRec@05aa5cb props/"  # the same lab's text versions of FDSA/S3-Rec, and UniSRec
+RECBOLE_LR = (1e-3, RECBOLE + "overall.yaml:23")
+
+
+def yaml_backbone(yaml: str, hidden_size: int) -> dict:
+    """The Transformer options of a RecBole-style model yaml, each with its line (RecBole's SASRec, SASRecF,
+    FDSA, S3Rec, FEARec yamls and UniSRec's props share the layout of lines 1-6), and RecBole's learning rate
+    (none of these yamls sets one)."""
+    return {
+        "n_layers": (2, f"{yaml}:1"),
+        "n_heads": (2, f"{yaml}:2"),
+        "hidden_size": (hidden_size, f"{yaml}:3"),
+        "inner_size": (256, f"{yaml}:4"),
+        "hidden_dropout_prob": (0.5, f"{yaml}:5"),
+        "attn_dropout_prob": (0.5, f"{yaml}:6"),
+        "learning_rate": RECBOLE_LR,
+    }
+
+
+def recbole_backbone(model: str) -> dict:
+    """RecBole 1.2.0's `model/<model>.yaml` Transformer options (hidden size 64)."""
+    return yaml_backbone(f"{RECBOLE}model/{model}.yaml", 64)
+
+
 @register_model(
     "SASRec",
     defaults=SASREC_DEFAULTS,
+    presets={"official": recbole_backbone("SASRec")},
     search_space={
         "hidden_dropout_prob": DROPOUTS,
         "attn_dropout_prob": DROPOUTS,

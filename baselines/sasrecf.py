@@ -10,6 +10,9 @@ Ambiguity (digest §5.k): the authors describe "an MLP adapter ... and finally f
 MLP"; RecBole's fusion is a single Linear. Config key `fusion_layers` (default 1 = RecBole's single
 Linear); k > 1 adds (k − 1) ReLU + Linear(d -> d) layers after it.
 
+Preset `official`: RecBole 1.2.0's SASRecF sizes (its one-Linear fusion is `fusion_layers` 1); RecBole's
+attribute tables have no text counterpart, so the text path is the same in every preset.
+
 Both the adapter and the fusion are per-item functions without dropout, so they are evaluated once per
 item id and gathered (`fusion_layers.item_features`): the same values as per position, much cheaper.
 """
@@ -20,17 +23,22 @@ import torch
 
 from baselines.fusion_layers import ConcatFusion, item_features
 from baselines.layers import causal_padding_mask, recbole_init_
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec
+from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec, recbole_backbone
 from baselines.text_adapter import TextAdapter
 from benchmark.model import DatasetInfo
 from benchmark.registry import SearchParam, register_model
 
 SASRECF_DEFAULTS = {**SASREC_DEFAULTS, "fusion_layers": 1}
+SASRECF_OFFICIAL = {
+    **recbole_backbone("SASRecF"),
+    "fusion_layers": (1, "RUCAIBox/RecBole@v1.2.0 recbole/model/sequential_recommender/sasrecf.py:77 (one Linear)"),
+}
 
 
 @register_model(
     "SASRecF",
     defaults=SASRECF_DEFAULTS,
+    presets={"official": SASRECF_OFFICIAL},
     search_space={
         "hidden_dropout_prob": DROPOUTS,
         "attn_dropout_prob": DROPOUTS,

@@ -18,6 +18,9 @@ Choices (digest §11.h/§11.k, no published hyper-parameters):
 - hidden_size 300 (TedRec's d, and the 2.4x-SASRec epoch time they report fits d = 300 with two channels;
   grid {64, 300}), n_layers 2 (grid {1, 2, 3}), hidden_dropout_prob 0.5 (grid {0.2, 0.5}; the attention
   baselines' value), expansion factor 3 (hard-coded in the code; exposed as `expansion_factor`).
+- preset `official`: the one value the released code fixes, expansion factor 3 (smlprec.py:100). The
+  repository publishes no configuration ("Code is only for reference") and reads every other value from
+  a RecBole config it does not ship, so the preset leaves the rest at the defaults.
 
 The mixers run as matrix products along their axis without transposed copies; the last application of
 the block computes only channel 0 at row len−1, and the one before it only what that needs (channel 0
@@ -45,6 +48,7 @@ SMLP4REC_DEFAULTS = {
     "initializer_range": 0.02,
     "learning_rate": 1e-3,
 }
+SMLP4REC_OFFICIAL = {"expansion_factor": (3, "Applied-Machine-Learning-Lab/SMLP4Rec@72287e5 smlprec.py:100")}
 
 
 class AxisMLP(nn.Module):
@@ -125,6 +129,7 @@ def _at_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 @register_model(
     "SMLP4Rec",
     defaults=SMLP4REC_DEFAULTS,
+    presets={"official": SMLP4REC_OFFICIAL},
     search_space={
         "hidden_size": SearchParam("categorical", choices=(64, 300)),
         "n_layers": SearchParam("categorical", choices=(1, 2, 3)),

@@ -18,6 +18,7 @@ buffer. Trainable parameters on ML-1M shapes (3,417 ids, d 300): 3,935,444 with 
 3,004,628 with 384-d text.
 
 The digest lists no significant ambiguity for this model; nothing here departs from the official code.
+Preset `official` = `props/UniSRec.yaml` (+ RecBole's learning rate): the defaults themselves, cited.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from baselines.layers import MoEAdaptor, cosine_logits
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec
+from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, UNISREC, SASRec, yaml_backbone
 from benchmark.errors import TedbenchError
 from benchmark.model import DatasetInfo
 from benchmark.registry import SearchParam, register_model
@@ -36,11 +37,18 @@ UNISREC_DEFAULTS = {
     "adaptor_dropout_prob": 0.2,
     "temperature": 0.07,
 }
+UNISREC_OFFICIAL = {
+    **yaml_backbone(UNISREC + "UniSRec.yaml", 300),
+    "adaptor_dropout_prob": (0.2, UNISREC + "UniSRec.yaml:20"),
+    "temperature": (0.07, UNISREC + "UniSRec.yaml:22"),
+    "n_exps": (8, UNISREC + "UniSRec.yaml:23"),
+}
 
 
 @register_model(
     "UniSRec",
     defaults=UNISREC_DEFAULTS,
+    presets={"official": UNISREC_OFFICIAL},
     search_space={
         "hidden_dropout_prob": DROPOUTS,
         "attn_dropout_prob": DROPOUTS,

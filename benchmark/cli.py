@@ -128,7 +128,10 @@ def cmd_models(args: argparse.Namespace) -> None:
     rows = []
     for name in list_models(args.pattern):
         entry = get_model(name)
-        rows.append({"name": name, "needs_text": entry.needs_text, "defaults": entry.defaults, "search_space": sorted(entry.search_space), "description": entry.description})
+        presets = {p: {k: {"value": v, "source": src} for k, (v, src) in cited.items()}
+                   for p, cited in entry.cited_presets().items()}
+        rows.append({"name": name, "needs_text": entry.needs_text, "defaults": entry.defaults, "presets": presets,
+                     "search_space": sorted(entry.search_space), "description": entry.description})
     if args.json:
         _print_json(rows)
     else:
@@ -259,19 +262,22 @@ def _grid(items: list[tuple[str, tuple[Any, ...]]] | None) -> dict[str, tuple[An
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
+    from benchmark.profiles import load_tuning
     from benchmark.tune import TuneSpec, default_storage, tune
 
     results = Path(args.results_dir)
     overrides, train_config = _model_overrides(args, args.model), _train_config(args)  # checked before any folder is made
+    protocol = load_tuning(args.protocol, Path(args.params_file)) if args.protocol else None
     spec = TuneSpec(
         model=args.model,
         dataset=args.dataset,
         storage=args.storage or default_storage(results, args.dataset, args.model),
         encoder=args.encoder,
-        sampler=args.sampler,
-        n_trials=args.n_trials,
+        sampler=protocol.sampler if protocol else args.sampler,
+        n_trials=args.n_trials or (protocol.n_trials if protocol else None),
         grid=_grid(args.grid),
-        seed=args.seed,
+        dimensions=protocol.dimensions(args.model, Path(args.params_file)) if protocol else None,
+        seed=protocol.seed if protocol else args.seed,
         timeout=args.timeout,
         device=args.device,
         data_root=_data_root(args),
@@ -461,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-trials", type=argtypes.positive_int, help="study budget (default: the whole grid, or 20 for tpe)")
     p.add_argument("--sampler", choices=("grid", "tpe"), default="grid", help="grid (the paper's learning-rate grid by default) or seeded TPE over the model's search space")
     p.add_argument("--grid", action="append", type=argtypes.grid_dimension, metavar="PARAM=V1,V2", help="grid dimension replacing the paper's grid (repeatable)")
+    p.add_argument("--protocol", help="tuning protocol from --params-file (paper, baselines): its sampler, budget, "
+                   "sampler seed and searched dimensions")
     p.add_argument("--timeout", type=argtypes.positive_float, help="stop claiming new trials after this many seconds")
     p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
     p.add_argument("--results-dir", default="results")

@@ -24,11 +24,14 @@ class DatasetInfo:
     n_items:    number of item ids including the padding id 0 (RecBole's n_items).
     max_len:    padded sequence length (50 in the paper; inputs are always exactly this long).
     item_text:  frozen item-text matrix [n_items, dim], row 0 zeros; None for ID-only runs.
+    item_attributes: categorical attributes [n_items, k] int64 (ids 1..n_attributes, 0 = none), or None
+                when the dataset has none (DIF-SR's attribute-prediction labels).
     """
 
     n_items: int
     max_len: int = 50
     item_text: torch.Tensor | None = None
+    item_attributes: torch.Tensor | None = None
 
 
 @dataclass

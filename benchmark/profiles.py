@@ -4,7 +4,9 @@ A *profile* is a training budget plus model-size overrides: `paper` (the paper's
 (the committed CPU results), `demo` (the bundled sample). Its model overrides apply to every model
 that has the option (`hidden_size` to all, `n_exps` only to the MoE models ...), below explicit
 `--set`/`--params` values. A *suite* names what one pipeline run covers: profile, datasets, models,
-seeds, the TedRec ablations of Fig. 3 and the extra text encoders of Table 5.
+seeds, the TedRec ablations of Fig. 3 and the extra text encoders of Table 5. A *tuning protocol* says
+how `tedbench tune --protocol NAME` searches: sampler, trial budget, seed and, per model, the dimensions of
+the model's search space it searches.
 """
 
 from __future__ import annotations
@@ -56,6 +58,42 @@ class Suite:
     seeds: tuple[int, ...]
     ablations: tuple[Ablation, ...] = ()
     encoders: tuple[str, ...] = ()  # extra encoders for Table 5 (TedRec only)
+
+
+@dataclass(frozen=True)
+class TuningProtocol:
+    name: str
+    description: str
+    sampler: str
+    seed: int
+    n_trials: int | None = None  # None: the grid's size
+    search: dict[str, tuple[str, ...]] = field(default_factory=dict)  # model -> searched dimensions
+
+    def dimensions(self, model: str, path: Path = PARAMS_FILE) -> tuple[str, ...] | None:
+        """The dimensions `model` searches (None for a grid protocol: the model's paper grid)."""
+        if self.sampler == "grid":
+            return None
+        if model not in self.search:
+            declared = ", ".join(sorted(self.search))
+            raise TedbenchError(f"{path}: tuning protocol {self.name!r} declares no search for model {model!r} (declared: {declared})")
+        return self.search[model]
+
+
+def load_tuning(name: str, path: Path = PARAMS_FILE) -> TuningProtocol:
+    spec = _section(_params(path), "tuning", name, path)
+    if spec.get("sampler") not in ("grid", "tpe"):
+        raise TedbenchError(f"{path}: tuning protocol {name!r} needs sampler grid or tpe, not {spec.get('sampler')!r}")
+    try:
+        return TuningProtocol(
+            name=name,
+            description=str(spec.get("description", "")),
+            sampler=spec["sampler"],
+            seed=int(spec["seed"]),
+            n_trials=int(spec["n_trials"]) if spec.get("n_trials") is not None else None,
+            search={model: tuple(dims) for model, dims in (spec.get("search") or {}).items()},
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TedbenchError(f"{path}: tuning protocol {name!r} is malformed ({exc!r}); it needs sampler, seed, search") from exc
 
 
 def _params(path: Path) -> dict[str, Any]:

@@ -1,7 +1,13 @@
 """Model registry: `@register_model` for in-tree models, an entry-point group for external packages.
 
-A registry entry carries the model class, its defaults (the paper's values) and its Optuna search
-space. Adding a model is one module with one decorated class; nothing else changes.
+A registry entry carries the model class, its defaults (the paper's shared setting), its named presets
+(e.g. `official`: the original paper's / official code's values, each cited in the model's module) and
+its Optuna search space. Adding a model is one module with one decorated class; nothing else changes.
+
+A preset is selected like any option, `--set preset=official` (or `"preset": "official"` in a params
+file or a tuning trial): options resolve as defaults < preset < profile sizes < explicit options, and
+the resolved configuration records the preset's name. `preset` is also a search dimension of every
+model with presets, so a search space contains each preset exactly.
 
 External packages declare, in their pyproject.toml:
 
@@ -42,6 +48,10 @@ class SearchParam:
     log: bool = False
 
 
+PRESET = "preset"  # the option that selects a named preset
+DEFAULT_PRESET = "default"  # the name of the defaults themselves (a search dimension's other choice)
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
@@ -51,10 +61,40 @@ class ModelEntry:
     needs_text: bool
     description: str = ""
     paper_grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preset_sources: dict[str, dict[str, str]] = field(default_factory=dict)  # preset -> option -> citation
+
+    def options(self) -> set[str]:
+        """Every key `config` accepts: the defaults' keys and, with presets, `preset`."""
+        return set(self.defaults) | ({PRESET} if self.presets else set())
+
+    def cited_presets(self) -> dict[str, dict[str, tuple[Any, str]]]:
+        """The presets in `register_model`'s form, option -> (value, source) (to register a variant)."""
+        return {p: {k: (v, self.preset_sources[p][k]) for k, v in values.items()} for p, values in self.presets.items()}
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """The options preset `name` sets (`default`: none)."""
+        if name == DEFAULT_PRESET:
+            return {}
+        if name not in self.presets:
+            known = ", ".join([DEFAULT_PRESET, *sorted(self.presets)])
+            raise TedbenchError(f"model {self.name} has no preset {name!r} (known: {known})")
+        return self.presets[name]
 
     def config(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults updated with `overrides`; unknown keys and unacceptable values are an error."""
-        config = {**self.defaults, **check_options(overrides or {}, "", self)}
+        """Defaults, then the preset named by `overrides['preset']` (if any), then the other overrides.
+
+        Unknown keys and unacceptable values are an error. A chosen preset's name is kept in the result
+        (`preset`), so a run's recorded configuration says where its values came from.
+        """
+        overrides = dict(check_options(overrides or {}, "", self))
+        config = dict(self.defaults)
+        if PRESET in overrides:
+            name = str(overrides.pop(PRESET))
+            config.update(self.preset(name))
+            if name != DEFAULT_PRESET:
+                config[PRESET] = name
+        config.update(overrides)
         for size in ("hidden_size", "attribute_hidden_size"):
             if size in config and "n_heads" in config and config[size] % config["n_heads"]:
                 raise TedbenchError(f"model {self.name}: {size} {config[size]} is not a multiple of n_heads {config['n_heads']}")
@@ -117,12 +157,17 @@ def _parses_as_number(text: str) -> bool:
     return True
 
 
+def _options_with_defaults(entry: ModelEntry) -> dict[str, Any]:
+    """`entry`'s options with their defaults; `preset` (default `default`) where the model has presets."""
+    return {**entry.defaults, **({PRESET: DEFAULT_PRESET} if entry.presets else {})}
+
+
 def known_options() -> dict[str, Any]:
     """Every option of any registered model, with a default (the first model's that has it)."""
     _load_all()
     options: dict[str, Any] = {}
     for entry in _REGISTRY.values():
-        for key, value in entry.defaults.items():
+        for key, value in _options_with_defaults(entry).items():
             options.setdefault(key, value)
     return options
 
@@ -132,7 +177,7 @@ def check_options(options: dict[str, Any], where: str, entry: ModelEntry | None 
 
     An unknown key is an error with a did-you-mean; `where` names the source (a flag, a file, a profile) or is empty.
     """
-    known = entry.defaults if entry is not None else known_options()
+    known = _options_with_defaults(entry) if entry is not None else known_options()
     for key, value in options.items():
         if key not in known:
             raise TedbenchError(f"{_prefix(where)}{_unknown_option(key, entry)}")
@@ -143,13 +188,15 @@ def check_options(options: dict[str, Any], where: str, entry: ModelEntry | None 
 def _unknown_option(key: str, entry: ModelEntry | None) -> str:
     if entry is None:
         return f"no model has an option {key!r} ({did_you_mean(key, known_options())})"
-    owners = [name for name in list_models() if key in _REGISTRY[name].defaults]
-    hint = f"only {', '.join(owners)} have it" if owners else did_you_mean(key, entry.defaults)
+    owners = [name for name in list_models() if key in _options_with_defaults(_REGISTRY[name])]
+    hint = f"only {', '.join(owners)} have it" if owners else did_you_mean(key, _options_with_defaults(entry))
     return f"model {entry.name} has no option {key!r} ({hint})"
 
 
 # The paper tunes only the learning rate, over this grid, for every model.
 PAPER_LR_GRID = (5e-4, 1e-3, 5e-3)
+# The same grid with 1e-4, the learning rate of the official code of DIF-SR and DLFS-Rec.
+OFFICIAL_LR_GRID = (1e-4, *PAPER_LR_GRID)
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
@@ -162,13 +209,28 @@ def register_model(
     search_space: dict[str, SearchParam] | None = None,
     needs_text: bool = False,
     description: str = "",
+    presets: dict[str, dict[str, tuple[Any, str]]] | None = None,
 ):
-    """Class decorator adding a model to the registry under `name`."""
+    """Class decorator adding a model to the registry under `name`.
+
+    `presets`: named option sets, option -> (value, source): each value with where it comes from
+    (repository, file and line, or paper section); each option must be one of `defaults`. With any
+    preset the search space gains the dimension `preset` over `default` and the preset names.
+    """
+    presets = presets or {}
+    for preset_name, cited in presets.items():
+        unknown = sorted(set(cited) - set(defaults))
+        uncited = sorted(key for key, (_, source) in cited.items() if not source.strip())
+        if unknown or uncited or preset_name == DEFAULT_PRESET:
+            raise TedbenchError(f"model {name}: preset {preset_name!r} is reserved, sets unknown options "
+                                f"({', '.join(unknown)}) or cites no source for ({', '.join(uncited)})")
 
     def decorate(cls: type) -> type:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:
             raise TedbenchError(f"model {name!r} is registered twice ({_REGISTRY[name].cls} and {cls})")
         space = {"learning_rate": SearchParam("categorical", choices=PAPER_LR_GRID)}
+        if presets:
+            space[PRESET] = SearchParam("categorical", choices=(DEFAULT_PRESET, *presets))
         space.update(search_space or {})
         _REGISTRY[name] = ModelEntry(
             name=name,
@@ -178,6 +240,8 @@ def register_model(
             needs_text=needs_text,
             description=description or (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else description,
             paper_grid={"learning_rate": PAPER_LR_GRID},
+            presets={p: {k: value for k, (value, _) in cited.items()} for p, cited in presets.items()},
+            preset_sources={p: {k: source for k, (_, source) in cited.items()} for p, cited in presets.items()},
         )
         cls.registry_name = name
         return cls

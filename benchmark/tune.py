@@ -80,6 +80,7 @@ class TuneSpec:
     overrides: dict[str, Any] = field(default_factory=dict)  # fixed model options (e.g. a profile)
     progress: bool = True
     grace_period: int = GRACE_SECONDS
+    dimensions: tuple[str, ...] | None = None  # tpe: the searched part of the model's space (default: all of it)
 
 
 def default_storage(results_root: Path, dataset: str, model: str) -> str:
@@ -90,7 +91,7 @@ def default_storage(results_root: Path, dataset: str, model: str) -> str:
 
 def _space_grid(entry: ModelEntry, spec: TuneSpec) -> dict[str, tuple[Any, ...]]:
     grid = dict(spec.grid or entry.paper_grid)
-    unknown = sorted(set(grid) - set(entry.defaults))
+    unknown = sorted(set(grid) - entry.options())
     if unknown:
         raise TedbenchError(f"grid names unknown options of {entry.name}: {', '.join(unknown)}")
     return grid
@@ -108,12 +109,23 @@ def data_digest(spec: TuneSpec) -> str:
     return file_digest(path)[:16]
 
 
+def _tpe_space(entry: ModelEntry, spec: TuneSpec) -> dict[str, SearchParam]:
+    """The model's search space, restricted to `spec.dimensions` when given."""
+    if spec.dimensions is None:
+        return entry.search_space
+    unknown = sorted(set(spec.dimensions) - set(entry.search_space))
+    if unknown:
+        space = ", ".join(sorted(entry.search_space))
+        raise TedbenchError(f"{entry.name}: no search dimension {', '.join(unknown)} (its space: {space})")
+    return {k: entry.search_space[k] for k in spec.dimensions}
+
+
 def study_name(entry: ModelEntry, spec: TuneSpec) -> str:
     """Stable name: a changed space, grid, budget, fixed option or processed data starts a new study."""
     if spec.sampler == "grid":
         space: Any = {k: list(v) for k, v in _space_grid(entry, spec).items()}
     else:
-        space = {k: vars(v) | {"choices": list(v.choices)} for k, v in sorted(entry.search_space.items())}
+        space = {k: vars(v) | {"choices": list(v.choices)} for k, v in sorted(_tpe_space(entry, spec).items())}
     payload = json.dumps({"space": space, "overrides": spec.overrides, "budget": budget(entry, spec), "data": data_digest(spec),
                           **_training_budget(spec.train_config)}, sort_keys=True, default=str)
     version = hashlib.sha256(payload.encode()).hexdigest()[:10]
@@ -309,7 +321,7 @@ def search_space(entry: ModelEntry, spec: TuneSpec) -> dict[str, SearchParam]:
     """What a trial suggests: the grid's dimensions, or the model's whole space for TPE."""
     if spec.sampler == "grid":
         return {k: SearchParam("categorical", choices=tuple(v)) for k, v in _space_grid(entry, spec).items()}
-    return entry.search_space
+    return _tpe_space(entry, spec)
 
 
 def suggest(trial: optuna.Trial, space: dict[str, SearchParam]) -> dict[str, Any]:

@@ -34,14 +34,16 @@ SMALL = {
     "S3-Rec": Small({"hidden_size": 16, "inner_size": 24, "n_heads": 2}),
     "UniSRec": Small({"hidden_size": 16, "inner_size": 24, "n_heads": 2, "n_exps": 4}, max_len=8),
     "TedRec": Small({"hidden_size": 32, "inner_size": 40, "n_heads": 2, "n_exps": 4}, n_items=60, max_len=8, text_dim=24),
-    "FMLP-Rec": Small({"hidden_size": 16, "inner_size": 24}),
+    "FMLP-Rec": Small({"hidden_size": 16}),
     "FEARec": Small({"hidden_size": 16, "inner_size": 24, "n_heads": 2}),
     "SASRecF": Small({"hidden_size": 16, "inner_size": 24, "n_heads": 2}),
     "FDSA": Small({"hidden_size": 16, "inner_size": 24, "n_heads": 2}),
     "DIF-SR": Small({"hidden_size": 16, "inner_size": 24, "n_heads": 2, "attribute_hidden_size": 8}),
     "SMLP4Rec": Small({"hidden_size": 16}),
 }
-SMALL |= {f"{name}+TedRec": Small({**SMALL[name].config, "n_exps": 4}, max_len=SMALL[name].max_len) for name in ("UniSRec", "DLFS-Rec", "SASRecF", "DIF-SR")}
+SMALL |= {f"{name}+TedRec": Small({**SMALL[name].config, "n_exps": 4}, max_len=SMALL[name].max_len)
+          for name in ("DLFS-Rec", "SASRecF", "DIF-SR")}
+SMALL["UniSRec+TedRec"] = SMALL["TedRec"]  # TedRec itself (tedrec/plugin.py)
 
 
 def text_matrix(n_items: int, dim: int, seed: int = 0) -> torch.Tensor:

@@ -14,7 +14,7 @@ from benchmark.model import Batch
 from benchmark.registry import get_model
 from tests.modelkit import ml1m_model, right_padded, small_model, small_splits, trainable
 
-small_dlfs = partial(small_model, "DLFS-Rec")
+small_dlfs = partial(small_model, "DLFS-Rec", pvn_weight=0.0)  # CE alone unless a test asks for the pvn term
 
 
 def test_registry_entry() -> None:
@@ -22,8 +22,22 @@ def test_registry_entry() -> None:
     assert entry.needs_text
     defaults = entry.defaults
     assert defaults["fusion_type"] == "add" and defaults["side_info_fused"]
-    assert defaults["temperature"] == 1.0 and defaults["pvn_weight"] == 0.0 and defaults["learning_rate"] == 1e-3
+    assert defaults["temperature"] == 1.0 and defaults["pvn_weight"] == 0.005 and defaults["learning_rate"] == 1e-3
     assert {"learning_rate", "hidden_size", "n_layers", "hidden_dropout_prob"} <= set(entry.search_space)
+    assert 1e-4 in entry.search_space["learning_rate"].choices  # the official learning rate
+
+
+def test_pvn_term_is_on_by_default_with_the_official_weight() -> None:
+    splits, n_items = small_splits()
+    model = small_model("DLFS-Rec", n_items=n_items, seed=0).eval()
+    assert model.pvn_weight == 0.005
+    rows = splits.train.subset(torch.arange(16))
+    extra = model.batch_extras(splits, rows)
+    assert set(extra) == {"negative"}
+    seq, length, target = splits.batch(rows)
+    with_pvn = model.loss(Batch(seq, length, target, extra))
+    model.pvn_weight = 0.0
+    assert with_pvn > model.loss(Batch(seq, length, target, extra))  # the hinge is positive at init
 
 
 @pytest.mark.parametrize("text_dim", [768, 384])

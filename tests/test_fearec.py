@@ -18,7 +18,7 @@ from benchmark.model import Batch, DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model
 from tests.modelkit import SMALL, ml1m_model, right_padded, small_model, small_splits, splits_of, trainable
 
-small_fearec = partial(small_model, "FEARec")
+small_fearec = partial(small_model, "FEARec", preset="us_x")  # the official loss/band settings, small sizes
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
 
@@ -29,14 +29,18 @@ def splits_from(sequences: list[list[int]], max_len: int = 10, prefiltered: bool
 
 
 # -- configuration ---------------------------------------------------------------------------------
-def test_registry_entry_is_the_suite_recommendation() -> None:
+def test_defaults_are_recboles_stock_yaml_and_us_x_is_the_official_script() -> None:
     entry = get_model("FEARec")
     d = entry.defaults
     assert (d["hidden_size"], d["inner_size"], d["n_layers"], d["n_heads"]) == (300, 256, 2, 2)
-    assert (d["contrast"], d["sim"], d["tau"], d["lmd_sem"], d["lmd"]) == ("us_x", "dot", 1.0, 0.1, 0.1)
-    assert (d["global_ratio"], d["dual_domain"], d["spatial_ratio"], d["std"], d["topk_factor"], d["fredom"]) == (0.6, True, 0.1, True, 1, False)
+    assert (d["contrast"], d["lmd_sem"], d["lmd"]) == ("none", 0.1, 0.1)
+    assert (d["global_ratio"], d["dual_domain"], d["spatial_ratio"], d["std"], d["topk_factor"], d["fredom"]) == (1.0, False, 0.0, False, 1, False)
     assert d["hidden_dropout_prob"] == d["attn_dropout_prob"] == 0.5 and d["learning_rate"] == 1e-3
-    assert {"learning_rate", "global_ratio", "topk_factor", "spatial_ratio"} <= set(entry.search_space)
+    c = entry.config({"preset": "us_x"})
+    assert (c["contrast"], c["sim"], c["tau"], c["lmd_sem"], c["lmd"]) == ("us_x", "dot", 1.0, 0.1, 0.1)
+    assert (c["global_ratio"], c["dual_domain"], c["spatial_ratio"], c["std"], c["hidden_size"]) == (0.6, True, 0.1, True, 300)
+    assert entry.config({"preset": "official"}) == {**c, "hidden_size": 64, "preset": "official"}
+    assert {"learning_rate", "preset", "global_ratio", "topk_factor"} <= set(entry.search_space)
     for bad in ({"contrast": "cl4srec"}, {"sim": "l2"}, {"fredom": True, "contrast": "us"}, {"global_ratio": 0.0}, {"tau": 0.0}):
         with pytest.raises(TedbenchError):
             small_fearec(**bad)
@@ -48,7 +52,7 @@ def test_frequency_bands_follow_the_official_arithmetic() -> None:
     assert [frequency_band(i, 3, 50, 0.6) for i in range(3)] == [(10, 26), (5, 21), (0, 16)]  # 10.4 // 2 = 5.0
     assert [frequency_band(i, 2, 50, 0.5) for i in range(2)] == [(13, 26), (0, 13)]  # "L" mixer: disjoint halves
     assert frequency_band(0, 1, 50, 1.0) == (0, 26)  # one layer: no division by n_layers − 1 = 0
-    model = create_model("FEARec", DatasetInfo(n_items=50, max_len=50), SMALL["FEARec"].config)
+    model = create_model("FEARec", DatasetInfo(n_items=50, max_len=50), {**SMALL["FEARec"].config, "preset": "us_x"})
     assert [layer.attention.band for layer in model.layers] == [(10, 26), (0, 16)]
     assert all(layer.attention.top_k == 3 for layer in model.layers)  # int(1 · ln 50)
 

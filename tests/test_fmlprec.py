@@ -20,19 +20,26 @@ def test_registry_entry() -> None:
     entry = get_model("FMLP-Rec")
     assert not entry.needs_text
     d = entry.defaults
-    assert (d["hidden_size"], d["inner_size"], d["n_layers"], d["hidden_dropout_prob"]) == (300, 256, 2, 0.5)
+    assert (d["hidden_size"], d["inner_factor"], d["n_layers"], d["hidden_dropout_prob"]) == (300, 4, 2, 0.5)
     assert d["learning_rate"] == 1e-3 and d["hidden_act"] == "gelu" and d["layer_norm_eps"] == 1e-12
     assert {"learning_rate", "hidden_dropout_prob", "n_layers"} <= set(entry.search_space)
 
 
 def test_parameter_count_on_ml1m_shapes() -> None:
-    n, L, d, inner, layers = 3417, 50, 300, 256, 2
+    n, L, d, inner, layers = 3417, 50, 300, 1200, 2  # inner 4·d (official modules.py:128,134)
     embeddings = n * d + L * d + 2 * d  # item and position tables, embedding LayerNorm
     per_layer = (L // 2 + 1) * d * 2 + 2 * d + (d * inner + inner) + (inner * d + d) + 2 * d  # filter, LN, FFN, LN
     expected = embeddings + layers * per_layer
-    assert expected == 1_382_612
     assert trainable(ml1m_model("FMLP-Rec")) == expected
-    assert create_model("FMLP-Rec", DatasetInfo(n_items=n, max_len=L), {"inner_size": 1200}).layers[0].feed_forward.dense_1.out_features == 1200
+
+
+@pytest.mark.parametrize("hidden", [16, 64, 300])
+def test_inner_size_is_four_times_hidden_at_every_size(hidden: int) -> None:
+    model = create_model("FMLP-Rec", DatasetInfo(n_items=20, max_len=10), {"hidden_size": hidden})
+    for layer in model.layers:
+        assert (layer.feed_forward.dense_1.out_features, layer.feed_forward.dense_2.in_features) == (4 * hidden, 4 * hidden)
+    wide = create_model("FMLP-Rec", DatasetInfo(n_items=20, max_len=10), {"hidden_size": hidden, "inner_factor": 2})
+    assert wide.layers[0].feed_forward.dense_1.out_features == 2 * hidden
 
 
 def test_layers_start_with_identical_filters_and_independent_linears() -> None:

@@ -92,6 +92,7 @@ def test_ml1m_zip(tmp_path: Path) -> None:
         "3": "Cité des enfants perdus, La 1995 Adventure Sci-Fi.",
         "914": "My Fair Lady 1964 Musical Romance.",
     }
+    assert raw.item_attributes["661"] == ["Animation", "Children's", "Musical"] and raw.item_attributes["1193"] == ["Drama"]
     assert not raw.prefiltered
 
 
@@ -135,6 +136,8 @@ def test_recbole_atomic_with_timestamp(tmp_path: Path) -> None:
         "2": "Jumanji 1995 Adventure Children's Fantasy.",
         "9": "",
     }
+    assert raw.item_attributes["1"] == ["Animation", "Children's", "Comedy"]  # the first row of a repeated id
+    assert raw.item_attributes["3"] == ["Adventure", "Sci-Fi"] and "9" not in raw.item_attributes
 
 
 def test_recbole_atomic_without_timestamp_and_text_rules(tmp_path: Path) -> None:
@@ -144,7 +147,7 @@ def test_recbole_atomic_without_timestamp_and_text_rules(tmp_path: Path) -> None
     raw = read_recbole_atomic(inter)
     assert raw.timestamp is None
     assert rows(raw) == [("b", "2"), ("a", "1"), ("b", "3")]
-    assert raw.item_text == {"2": "", "1": "", "3": ""}
+    assert raw.item_text == {"2": "", "1": "", "3": ""} and raw.item_attributes is None
     assert read_recbole_atomic(inter, tmp_path / "x.item", ["movie_title", "genre"]).item_text["1"] == (
         "Toy Story Animation Children's Comedy."
     )
@@ -349,6 +352,7 @@ def test_amazon2018(tmp_path: Path) -> None:
         "B002": " Big. ",
         "B004": "{'name': 'X'}. . .. ",
     }
+    assert raw.item_attributes == {"B001": ["Office\nProducts", "Pens"], "B002": [], "B004": []}
 
 
 def test_amazon2018_bad_input(tmp_path: Path) -> None:

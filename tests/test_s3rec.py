@@ -24,8 +24,8 @@ def test_registry_entry() -> None:
     entry = get_model("S3-Rec")
     assert entry.needs_text
     d = entry.defaults
-    assert (d["aap_weight"], d["mip_weight"], d["map_weight"], d["sp_weight"]) == (0.2, 1.0, 1.0, 0.5)
-    assert d["mask_ratio"] == 0.2 and d["pretrain_epochs"] == 10 and d["pretrain_left_padding"]
+    assert (d["aap_weight"], d["mip_weight"], d["map_weight"], d["sp_weight"]) == (1.0, 0.2, 1.0, 0.5)  # RecBole 1.2.0
+    assert d["mask_ratio"] == 0.2 and d["pretrain_epochs"] == 300 and d["pretrain_left_padding"]
     assert d["hidden_size"] == 300 and d["n_layers"] == 2 and not d["random_text"] and not d["mask_last_item"]
 
 

@@ -25,7 +25,7 @@ def test_registry_entry() -> None:
     entry = get_model("SASRec")
     assert entry.defaults["hidden_size"] == 300 and entry.defaults["learning_rate"] == 1e-3
     assert entry.defaults["hidden_dropout_prob"] == entry.defaults["attn_dropout_prob"] == 0.5
-    assert set(entry.search_space) == {"learning_rate", "hidden_dropout_prob", "attn_dropout_prob", "n_layers", "n_heads"}
+    assert set(entry.search_space) == {"learning_rate", "preset", "hidden_dropout_prob", "attn_dropout_prob", "n_layers", "n_heads"}
     assert all(300 % h == 0 for h in entry.search_space["n_heads"].choices)
     assert not entry.needs_text
 

@@ -53,13 +53,16 @@ def test_registry_entries() -> None:
     assert get_model("SASRecF").defaults["fusion_layers"] == 1
     assert get_model("FDSA").defaults["random_text"] is False
     difsr = get_model("DIF-SR").defaults
-    assert (difsr["fusion_type"], difsr["attribute_hidden_size"], difsr["lambda_attr"]) == ("gate", 300, 0.0)
+    assert (difsr["fusion_type"], difsr["attribute_hidden_size"], difsr["lambda_attr"]) == ("gate", 300, 10.0)
     backbone = ("n_layers", "n_heads", "inner_size", "hidden_dropout_prob", "attn_dropout_prob")
     assert tuple(difsr[key] for key in backbone) == (2, 2, 256, 0.5, 0.5)
     smlp = get_model("SMLP4Rec").defaults
     assert (smlp["n_layers"], smlp["expansion_factor"], smlp["hidden_dropout_prob"]) == (2, 3, 0.5)
-    for choice in get_model("DIF-SR").search_space["attribute_hidden_size"].choices:
-        assert all(choice % h == 0 for h in get_model("DIF-SR").search_space["n_heads"].choices)
+    entry = get_model("DIF-SR")  # head counts and widths vary only together, through the `preset` dimension
+    assert not {"n_heads", "attribute_hidden_size", "hidden_size"} & set(entry.search_space)
+    for preset in entry.search_space["preset"].choices:
+        config = entry.config({"preset": preset})
+        assert config["hidden_size"] % config["n_heads"] == config["attribute_hidden_size"] % config["n_heads"] == 0
 
 
 def expected_parameters(name: str, text_dim: int, n_items: int = 3417, length: int = 50, d: int = 300) -> int:
@@ -106,7 +109,7 @@ def test_text_is_required(name: str) -> None:
 
 def test_difsr_rejects_unsupported_options() -> None:
     with pytest.raises(TedbenchError, match="lambda_attr"):
-        small_model("DIF-SR", lambda_attr=10.0)
+        small_model("DIF-SR", lambda_attr=-1.0)
     with pytest.raises(TedbenchError, match="fusion_type"):
         small_model("DIF-SR", fusion_type="max")
     with pytest.raises(TedbenchError, match="multiples of n_heads"):

@@ -32,7 +32,7 @@ ADAM = {
 }
 ADAM_ROWS = {"FEARec": 128}  # default 256
 ADAM_STEPS = {"SASRecF+TedRec": 40}  # default 20
-EPOCH = {name: {} for name in ADAM} | {"DLFS-Rec": {"pvn_weight": 0.005}}
+EPOCH = {name: {} for name in ADAM} | {"FEARec": {"preset": "us_x"}}  # FEARec with its same-target contrast
 
 
 @pytest.mark.parametrize("name", list(ADAM))

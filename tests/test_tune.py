@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from benchmark.cli import main
@@ -50,6 +51,18 @@ def test_default_storage_runs_the_paper_grid(tiny_root, capsys):
     out = tiny_root / "from-best"
     assert main(["train", "--model", "SASRec", "--dataset", "tiny", "--data-root", str(tiny_root / "data"), "--device", "cpu", "--epochs", "1", "--params", str(tiny_root / "results" / "best_params" / "tiny" / "SASRec.json"), "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["model_config"]["learning_rate"] == top.params["learning_rate"]
+
+
+def test_protocol_from_params_yaml_searches_the_declared_dimensions(tiny_root):
+    storage = f"sqlite:///{tiny_root / 'protocol.db'}"
+    args = tune_args(tiny_root, "--protocol", "baselines", "--n-trials", "2", "--storage", storage, "--epochs", "1")
+    assert main(args) == 0
+    (name,) = optuna.get_all_study_names(storage)
+    assert ".tpe." in name
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    declared = yaml.safe_load(Path("params.yaml").read_text())["tuning"]["baselines"]["search"]["SASRec"]
+    assert len(trials) == 2 and all(sorted(t.params) == sorted(declared) for t in trials)
+    assert main(["tune", "--model", "TedRec", "--protocol", "baselines", "--dataset", "tiny"]) == 2  # no search declared
 
 
 def spawn(root: Path, storage: str, *extra: str) -> subprocess.Popen:

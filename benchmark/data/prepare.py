@@ -19,7 +19,7 @@ from benchmark.fsutil import clean_orphans, file_digest, safe_name
 __all__ = ["import_recbole", "prepare", "prepare_if_missing", "processed_dir"]
 
 # Bumped whenever processing changes what a prepared folder contains.
-PROCESSING_VERSION = 1
+PROCESSING_VERSION = 2  # v2: item attributes (ml-1m genres, Amazon categories)
 
 
 def check_k_core(k: int) -> None:

@@ -32,6 +32,7 @@ class Sequences:
     offsets: int64 [n_users + 1]; user u owns items[offsets[u]:offsets[u+1]].
     user_tokens, item_tokens: source tokens of internal users 0.. and items 1.. (index 0 = item 1).
     item_text: text of items 1.. in id order.
+    item_attributes: categorical attributes of items 1.. in id order, or None when the source has none.
     """
 
     items: np.ndarray
@@ -39,6 +40,7 @@ class Sequences:
     user_tokens: list[str]
     item_tokens: list[str]
     item_text: list[str]
+    item_attributes: list[list[str]] | None = None
 
     @property
     def n_users(self) -> int:
@@ -57,7 +59,20 @@ class Sequences:
         lengths = self.lengths()[users]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         source = np.repeat(self.offsets[users] - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return Sequences(self.items[source], offsets, [self.user_tokens[u] for u in users], self.item_tokens, self.item_text)
+        return Sequences(self.items[source], offsets, [self.user_tokens[u] for u in users], self.item_tokens, self.item_text,
+                         self.item_attributes)
+
+    def attribute_index(self) -> np.ndarray | None:
+        """Attributes as ids [n_items, most attributes of one item], int64: attribute ids 1.. in sorted token order,
+        0 = none (padding slots, and the padding item's row 0); None when the dataset has no attributes."""
+        if self.item_attributes is None:
+            return None
+        tokens = sorted({a for item in self.item_attributes for a in item})
+        vocabulary = {token: i for i, token in enumerate(tokens, start=1)}
+        index = np.zeros((self.n_items, max(map(len, self.item_attributes), default=0)), dtype=np.int64)
+        for item, tokens in enumerate(self.item_attributes, start=1):
+            index[item, : len(tokens)] = [vocabulary[t] for t in tokens]
+        return index
 
 
 USER_SUBSAMPLE_SEED = 2020  # one fixed subsample for every training seed, so runs stay paired by user
@@ -131,4 +146,5 @@ def build_sequences(raw: RawInteractions, *, k: int = 5, tie_order: str = "rando
         user_tokens=user_list,
         item_tokens=item_list,
         item_text=[raw.item_text.get(t, "") for t in item_list],
+        item_attributes=None if raw.item_attributes is None else [raw.item_attributes.get(t, []) for t in item_list],
     )

@@ -16,6 +16,8 @@ class RawInteractions:
                   within a user is the time order.
     item_text:    source item token -> item text, already built the way the paper builds it.
                   An item without text maps to "" (its embedding row is zeros).
+    item_attributes: source item token -> its categorical attributes (ml-1m genres, Amazon categories),
+                  or None when the source has none (Online Retail).
     prefiltered:  True for already processed releases (RecBole benchmark files): the k-core
                   filter is not applied again and rows are already in per-user time order.
     notes:        facts worth recording in the manifest (e.g. why a dataset is partial).
@@ -25,6 +27,7 @@ class RawInteractions:
     item: np.ndarray
     timestamp: np.ndarray | None
     item_text: dict[str, str]
+    item_attributes: dict[str, list[str]] | None = None
     prefiltered: bool = False
     notes: dict[str, object] = field(default_factory=dict)
 

@@ -6,6 +6,8 @@ Layout of `<data_root>/processed/<name>/`:
     users.txt        source user token of internal user u on line u+1
     items.txt        source item token of internal item i on line i (item 1 on line 1)
     item_text.jsonl  JSON string per line: text of item 1, 2, ...
+    item_attributes.jsonl  (only for sources with categorical attributes) JSON list of strings per line:
+                     the attributes of item 1, 2, ... (ml-1m genres, Amazon categories)
     manifest.json    counts, source checksums, processing options, code version
 
 `write_sequences` fills a staging folder; `benchmark.data.prepare` publishes it in one rename only
@@ -26,6 +28,7 @@ from benchmark.faults import pause_point
 
 FORMAT_VERSION = 1
 FILES = ("items.npy", "offsets.npy", "users.txt", "items.txt", "item_text.jsonl", "manifest.json")
+ATTRIBUTES_FILE = "item_attributes.jsonl"  # optional: written only when the source has item attributes
 
 
 def paper_counts(seqs: Sequences) -> dict[str, Any]:
@@ -59,6 +62,10 @@ def write_sequences(folder: Path, seqs: Sequences, manifest: dict[str, Any], are
     (folder / "item_text.jsonl").write_text(
         "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in seqs.item_text), encoding="utf-8"
     )
+    if seqs.item_attributes is not None:
+        (folder / ATTRIBUTES_FILE).write_text(
+            "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in seqs.item_attributes), encoding="utf-8"
+        )
     full = {"format_version": FORMAT_VERSION, **manifest, "counts": paper_counts(seqs)}
     (folder / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -71,7 +78,7 @@ def load_manifest(directory: Path) -> dict[str, Any]:
 
 
 def load_sequences(directory: Path) -> Sequences:
-    """Read a processed dataset folder written by `save_sequences`."""
+    """Read a processed dataset folder written by `write_sequences`."""
     directory = Path(directory)
     missing = [f for f in FILES if not (directory / f).exists()]
     if missing:
@@ -84,7 +91,14 @@ def load_sequences(directory: Path) -> Sequences:
     users = (directory / "users.txt").read_text(encoding="utf-8").splitlines()
     item_tokens = (directory / "items.txt").read_text(encoding="utf-8").splitlines()
     texts = [json.loads(line) for line in (directory / "item_text.jsonl").read_text(encoding="utf-8").splitlines()]
-    seqs = Sequences(items=items, offsets=offsets, user_tokens=users, item_tokens=item_tokens, item_text=texts)
-    if seqs.n_users != len(users) or len(texts) != len(item_tokens) or int(items.max(initial=0)) >= seqs.n_items:
+    attributes = None
+    if (directory / ATTRIBUTES_FILE).exists():
+        lines = (directory / ATTRIBUTES_FILE).read_text(encoding="utf-8").splitlines()
+        attributes = [json.loads(line) for line in lines]
+    seqs = Sequences(items=items, offsets=offsets, user_tokens=users, item_tokens=item_tokens, item_text=texts,
+                     item_attributes=attributes)
+    bad_attributes = attributes is not None and len(attributes) != len(item_tokens)
+    bad_items = int(items.max(initial=0)) >= seqs.n_items
+    if seqs.n_users != len(users) or len(texts) != len(item_tokens) or bad_attributes or bad_items:
         raise TedbenchError(f"{directory}: processed files disagree with each other; re-run `tedbench prepare`")
     return seqs

@@ -68,9 +68,14 @@ def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_te
         result = embed_texts(seqs.item_text, encoder, cache_dir=Path(data_root) / "embeddings" / dataset, device=device)
         text = torch.from_numpy(result.matrix)
         provenance.update(encoder=encoder, embedding_key=result.key)
+    index, attributes = seqs.attribute_index(), None
+    if index is not None:
+        provenance["item_attributes"] = int(index.max(initial=0))  # how many distinct attributes
+        attributes = torch.from_numpy(index)
     if users is not None:
         seqs = seqs.subset(user_subsample(seqs.n_users, users))
-    return build_splits(seqs, max_len), DatasetInfo(n_items=seqs.n_items, max_len=max_len, item_text=text), provenance
+    info = DatasetInfo(n_items=seqs.n_items, max_len=max_len, item_text=text, item_attributes=attributes)
+    return build_splits(seqs, max_len), info, provenance
 
 
 def environment() -> dict[str, Any]:

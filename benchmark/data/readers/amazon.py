@@ -86,7 +86,7 @@ def read_amazon2018(ratings_csv: PathLike, meta_json_gz: PathLike) -> RawInterac
             "time": parse_int(table["time"].to_numpy(dtype=object), ratings_csv, 1, "time"),
         }
     ).drop_duplicates()
-    meta_items, texts = _read_meta(meta_json_gz, set(rows["item"]))
+    meta_items, texts, categories = _read_meta(meta_json_gz, set(rows["item"]))
     rows = rows[rows["item"].isin(meta_items)]
     item = rows["item"].to_numpy(dtype=object)
     return RawInteractions(
@@ -94,13 +94,16 @@ def read_amazon2018(ratings_csv: PathLike, meta_json_gz: PathLike) -> RawInterac
         item=item,
         timestamp=rows["time"].to_numpy(dtype=np.int64),
         item_text=item_texts_for(item, texts),
+        item_attributes=categories,
     )
 
 
-def _read_meta(path: PathLike, wanted: set[str]) -> tuple[set[str], dict[str, str]]:
-    """All metadata ASINs, and the text of each wanted item from its first metadata record."""
+def _read_meta(path: PathLike, wanted: set[str]) -> tuple[set[str], dict[str, str], dict[str, list[str]]]:
+    """All metadata ASINs, and the text and the categories (the `category` list, DIF-SR's attribute labels)
+    of each wanted item from its first metadata record."""
     asins: set[str] = set()
     texts: dict[str, str] = {}
+    categories: dict[str, list[str]] = {}
     with open_binary(path) as fh:
         try:
             for line, raw in enumerate(fh, start=1):
@@ -109,6 +112,8 @@ def _read_meta(path: PathLike, wanted: set[str]) -> tuple[set[str], dict[str, st
                     asin = record["asin"]
                     if asin in wanted and asin not in texts:
                         texts[asin] = "".join(clean_text(record[key]) + " " for key in TEXT_KEYS if key in record)
+                        listed = record.get("category")
+                        categories[asin] = list(dict.fromkeys(map(str, listed))) if isinstance(listed, list) else []
                 except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
                     reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid utf-8"
                     raise line_error(path, line, f"not a strict JSON object ({reason})") from None
@@ -120,4 +125,4 @@ def _read_meta(path: PathLike, wanted: set[str]) -> tuple[set[str], dict[str, st
             raise TedbenchError(f"{path}: corrupt or truncated gzip file ({exc})") from None
     if not asins:
         raise TedbenchError(f"{path}: no metadata records")
-    return asins, texts
+    return asins, texts, categories

@@ -29,6 +29,9 @@ from benchmark.errors import TedbenchError
 #: TedRec's ml-1m item text: ``movie_title + " " + release_year + " " + genre + "."``.
 ML1M_TEXT_FIELDS: tuple[str, ...] = ("movie_title", "release_year", "genre")
 
+#: The ``.item`` field (token_seq) ``read_recbole_atomic`` takes the item attributes from, as DIF-SR's labels.
+ATTRIBUTE_FIELD = "genre"
+
 #: Item text rule for ``read_recbole_atomic``: field names joined by single spaces plus ".",
 #: or a callable mapping the ``.item`` table (bare field names, str values) to one text per row.
 TextRule = Sequence[str] | Callable[[pd.DataFrame], pd.Series]
@@ -79,6 +82,7 @@ def read_ml1m_zip(zip_path: PathLike) -> RawInteractions:
         item=rows[:, 1].copy(),
         timestamp=timestamp,
         item_text=item_texts_for(rows[:, 1], texts),
+        item_attributes={movie: genres.split("|") for movie, genres in zip(movie_rows[:, 0], movie_rows[:, 2])},
     )
 
 
@@ -88,7 +92,8 @@ def read_recbole_atomic(
     """RecBole atomic ``.inter`` (fields ``user_id``, ``item_id``, optional ``timestamp``) and ``.item``.
 
     Without a ``timestamp`` field the timestamp is None (file order within a user is the time order).
-    Item text comes from ``item_path`` by ``text_fields``; without it every item's text is "".
+    Item text comes from ``item_path`` by ``text_fields``; without it every item's text is "". The item
+    attributes are the tokens of the ``.item`` file's ``genre`` field (RecBole's ml-1m), if it has one.
     """
     lines = read_lines(inter_path)
     names = recbole_header(lines, inter_path, ("user_id", "item_id"))
@@ -104,11 +109,13 @@ def read_recbole_atomic(
             i = int(fractional[0])
             raise line_error(inter_path, i + 2, f"timestamp {float(seconds[i])!r} is not a whole number of seconds")
         timestamp = seconds.astype(np.int64)
-    texts = {} if item_path is None else _atomic_item_texts(item_path, text_fields)
-    return RawInteractions(user=user, item=item, timestamp=timestamp, item_text=item_texts_for(item, texts))
+    texts, attributes = ({}, None) if item_path is None else _atomic_item_texts(item_path, text_fields)
+    return RawInteractions(user=user, item=item, timestamp=timestamp, item_text=item_texts_for(item, texts),
+                           item_attributes=attributes)
 
 
-def _atomic_item_texts(item_path: PathLike, text_fields: TextRule) -> dict[str, str]:
+def _atomic_item_texts(item_path: PathLike, text_fields: TextRule) -> tuple[dict[str, str], dict[str, list[str]] | None]:
+    """Item text by `text_fields`, and the item attributes (the `ATTRIBUTE_FIELD` tokens) if that field exists."""
     lines = read_lines(item_path)
     names = recbole_header(lines, item_path, ("item_id",))
     frame = pd.DataFrame(split_fields(lines[1:], "\t", len(names), item_path, 2), columns=names)
@@ -121,4 +128,8 @@ def _atomic_item_texts(item_path: PathLike, text_fields: TextRule) -> dict[str, 
             raise TedbenchError(f"{item_path}: no field {missing[0]!r} for the item text (fields: {', '.join(names)})")
         texts = join_fields(frame, text_fields)
     ids, texts = frame["item_id"].to_numpy(dtype=object), np.asarray(texts, dtype=object)
-    return dict(zip(ids[::-1], texts[::-1]))  # reversed, so the first row of a repeated id wins
+    attributes = None
+    if ATTRIBUTE_FIELD in names:
+        values = frame[ATTRIBUTE_FIELD].to_numpy(dtype=object)
+        attributes = dict(zip(ids[::-1], (value.split() for value in values[::-1])))
+    return dict(zip(ids[::-1], texts[::-1])), attributes  # reversed, so the first row of a repeated id wins
