@@ -279,7 +279,7 @@ BAD = [
         _benchmark_files("user_id:token\titem_id_list:token_seq\titem_id:token\titem_id:token")),
     Bad("xlsx-duplicate-column", f"{PREPARE} --dataset OR --form upstream --allow-unpinned",
         "line 1: column 'Quantity' appears twice", _or_zip_with_duplicate_column),
-    Bad("data-root-is-a-file", f"{PREPARE} --dataset OR-sample --data-root {{t}}/file", "cannot write",
+    Bad("data-root-is-a-file", f"{PREPARE} --dataset OR-sample --data-root {{t}}/file", "a file stands where a folder is expected",
         lambda t: (t / "file").write_text("not a folder\n")),
     Bad("stats-dataset-path", "stats --data-root {d} --dataset ../../etc", "dataset name '../../etc'"),
     # import

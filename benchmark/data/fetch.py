@@ -137,13 +137,10 @@ def fetch(source: DatasetSource, mirror: Path | None, raw_dir: Path, **kwargs) -
     for spec, path in zip(chosen.files, paths):
         target = local_path(raw_dir, spec)
         if path != target:
-            try:
-                with atomic_path(target) as tmp:
-                    shutil.copyfile(path, tmp)
-                    verify(tmp, spec.digest)
-                    pause_point("fetch.before_publish")
-            except OSError as exc:
-                raise TedbenchError(f"{target}: cannot write ({exc.strerror or exc})") from None
+            with atomic_path(target) as tmp:
+                shutil.copyfile(path, tmp)
+                verify(tmp, spec.digest)
+                pause_point("fetch.before_publish")
         local.append(target)
     report_unpinned(chosen, digests)
     return local

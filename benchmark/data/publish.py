@@ -66,8 +66,6 @@ def publish_sequences(folder: Path, seqs: Sequences, manifest: dict[str, Any], *
                     )
     except _Unchanged:
         pass
-    except OSError as exc:
-        raise TedbenchError(f"{folder}: cannot write ({exc.strerror or exc})") from None
 
 
 def differences(old: Path, new: Path) -> list[str]:

@@ -122,15 +122,12 @@ def embed_texts(
         "versions": {pkg: importlib.metadata.version(pkg) for pkg in ("torch", "transformers", "numpy")},
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
-    try:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, matrix, allow_pickle=False)
-            pause_point("embed.before_publish")
-            write_json(path.with_suffix(".json"), metadata)
-            pause_point("embed.after_metadata")
-    except OSError as exc:
-        raise TedbenchError(f"{path.parent}: cannot write the embedding cache ({exc.strerror or exc})") from None
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, matrix, allow_pickle=False)
+        pause_point("embed.before_publish")
+        write_json(path.with_suffix(".json"), metadata)
+        pause_point("embed.after_metadata")
     return EmbeddingResult(matrix=matrix, path=path, key=key, cache_hit=False)
 
 
