@@ -221,6 +221,15 @@ def _folder_flock(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _create_lock(path: Path, holder: dict[str, Any]) -> None:
+    """Create `path` atomically (O_CREAT|O_EXCL) holding `holder`; FileExistsError if it exists."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        os.write(fd, json.dumps(holder).encode())
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def run_lock(folder: Path) -> Iterator[None]:
     """Hold `folder`'s LOCK for the block; refuse if a live process holds it, take over a stale one.
@@ -228,23 +237,24 @@ def run_lock(folder: Path) -> Iterator[None]:
     Also removes staging files left in the folder by killed writers.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TedbenchError(f"{folder}: cannot create the run folder ({exc.strerror})") from exc
     path = folder / LOCK
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _process_start(os.getpid())}
     with _folder_flock(folder):
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            _create_lock(path, me)
         except FileExistsError:
             holder = _read_lock(path)
             if _holder_alive(holder):
                 raise TedbenchError(f"{folder}: in use by pid {holder.get('pid')} on host {holder.get('host')} "
                                     f"(lock {path}); wait for it, or delete the lock if that process is gone") from None
             path.unlink()
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        try:
-            os.write(fd, json.dumps(me).encode())
-        finally:
-            os.close(fd)
+            _create_lock(path, me)
+        except PermissionError as exc:
+            raise TedbenchError(f"{folder}: cannot write the lock ({exc.strerror}); the run folder must be writable") from exc
     try:
         clean_orphans(folder)
         yield

@@ -215,6 +215,9 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.pre_optimizer is not None:
                 self.pre_optimizer.load_state_dict(state["pre_optimizer"])
+            missing = {"epoch", "best", "bad_epochs", "rng"} - set(state)
+            if missing:
+                raise KeyError(f"no {', '.join(sorted(missing))}")
         except Exception as exc:  # torch raises many types for a truncated or foreign file
             reason = " ".join(str(exc).split())[:200]
             raise TedbenchError(f"{path}: cannot resume from this checkpoint ({type(exc).__name__}: {reason}); start again with --overwrite") from exc
