@@ -225,6 +225,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         overrides=_model_overrides(args, args.model),
         train_config=_train_config(args),
         resume=args.resume,
+        overwrite=args.overwrite,
         tag=args.tag,
         profile=args.profile,
     )
@@ -456,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train and evaluate one model")
     run_options(p)
     p.add_argument("--out", help="result folder (default: runs/train/DATASET/MODEL/seedSEED)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted or failed run of the same settings from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="discard what --out holds (another attempt, other settings) and start afresh")
     p.add_argument("--tag", help="free label stored in config.json (an ablation variant, a budget profile)")
     p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
     p.set_defaults(func=cmd_train)

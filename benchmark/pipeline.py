@@ -1,8 +1,12 @@
 """`tedbench pipeline --suite NAME`: prepare -> embed -> tune -> train (seeds) -> report, in one process.
 
 The same steps as `dvc.yaml`'s stages, for machines without DVC and for the bundled demo. Every step
-is skipped when its output is already complete for the same request, and an interrupted training run
-resumes from its last checkpoint, so re-running the command continues where it stopped.
+is skipped when its output is already complete for the same request, so re-running the command
+continues where it stopped. A training run counts as complete when its folder's completion marker
+matches (`runstate.is_finished`), whatever checkpoints remain; an interrupted or failed run of the
+same settings resumes from its last checkpoint. A run folder whose settings changed (params.yaml
+edited, new tuned parameters) is re-run as a fresh attempt, as DVC re-runs a stage whose parameters
+changed: its old files are cleared first, so a folder never mixes two attempts.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.data.prepare import prepare_if_missing
-from benchmark.engine.run import is_finished, resolve_configs, train
+from benchmark.engine import runstate
+from benchmark.engine.run import resolve_configs, run_settings, train
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.profiles import Suite
@@ -119,9 +124,13 @@ def _train_one(request: RunRequest, suite: Suite, base: TrainConfig, *, data_roo
     overrides = {**suite.profile.model_overrides(entry, explicit), **dict(request.extra)}
     config = replace(base, seed=request.seed)
     out = request.folder(runs_root)
-    if is_finished(out, *resolve_configs(entry, overrides, config)):
+    settings = run_settings(entry, request.dataset, request.encoder, *resolve_configs(entry, overrides, config), tag=request.tag, profile=suite.profile.name)
+    if runstate.is_finished(out, settings):
         return
-    resume = (out / "checkpoints" / "last.pt").exists()
-    log(f"train {request.model}{' ' + request.tag if request.tag else ''} on {request.dataset}, seed {request.seed}{' (resumed)' if resume else ''}")
+    stored = runstate.read_config(out)
+    changed = runstate.differing_keys(runstate.settings_of(stored), settings) if stored is not None else []
+    resume = stored is not None and not changed
+    note = f" (settings changed: {', '.join(changed)}; fresh attempt)" if changed else " (resumed)" if resume else ""
+    log(f"train {request.model}{' ' + request.tag if request.tag else ''} on {request.dataset}, seed {request.seed}{note}")
     train(request.model, request.dataset, data_root=data_root, out=out, encoder=request.encoder, device=device, overrides=overrides,
-          train_config=config, resume=resume, progress=False, tag=request.tag, profile=suite.profile.name)
+          train_config=config, resume=resume, overwrite=bool(changed), progress=False, tag=request.tag, profile=suite.profile.name)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from benchmark.data.splits import Rows, Splits
+from benchmark.errors import TedbenchError
 from benchmark.metrics import target_ranks
 from benchmark.model import SequentialModel
 
@@ -19,7 +20,11 @@ def users_per_chunk(n_items: int, memory_cap: int, bytes_per_score: int = 16) ->
 
 @torch.no_grad()
 def full_sort_ranks(model: SequentialModel, splits: Splits, rows: Rows, *, memory_cap: int = DEFAULT_MEMORY_CAP, autocast_dtype: torch.dtype | None = None) -> np.ndarray:
-    """Rank of the target of every row among all items (see `benchmark.metrics`), as int32."""
+    """Rank of the target of every row among all items (see `benchmark.metrics`), as int32.
+
+    Raises TedbenchError when a model scores any real item (ids >= 1) NaN or infinite: a diverged
+    model has no ranking, and comparisons with NaN would silently give one.
+    """
     was_training = model.training
     model.eval()
     device = splits.items.device
@@ -30,6 +35,10 @@ def full_sort_ranks(model: SequentialModel, splits: Splits, rows: Rows, *, memor
         seq, length, target = splits.batch(part)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             scores = model.full_sort_scores(seq, length)
+        finite = torch.isfinite(scores[:, 1:]).all(dim=1)
+        if not bool(finite.all()):
+            raise TedbenchError(f"{type(model).__name__} diverged: non-finite (NaN/inf) evaluation scores for "
+                                f"{int((~finite).sum())} of {len(part)} users; lower the learning rate")
         ranks.append(target_ranks(scores, target))
     model.train(was_training)
     return torch.cat(ranks).cpu().numpy().astype(np.int32)

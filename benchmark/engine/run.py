@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import platform
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,10 @@ from benchmark.data.prepare import processed_dir
 from benchmark.data.process import user_subsample
 from benchmark.data.splits import Splits, build_splits
 from benchmark.data.store import load_manifest, load_sequences
+from benchmark.engine import runstate
 from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.errors import TedbenchError
+from benchmark.faults import pause_point
 from benchmark.fsutil import write_json
 from benchmark.model import DatasetInfo
 from benchmark.registry import ModelEntry, get_model
@@ -93,39 +95,77 @@ def resolve_configs(entry: ModelEntry, overrides: dict[str, Any] | None, train_c
     return model_config, replace(train_config, learning_rate=float(model_config["learning_rate"]))
 
 
-def is_finished(out: Path, model_config: dict[str, Any], train_config: TrainConfig) -> bool:
-    """`out` holds a finished run of exactly these (resolved) options and budget."""
-    out = Path(out)
-    if not (out / "metrics.json").exists() or not (out / "config.json").exists():
-        return False
-    stored = json.loads((out / "config.json").read_text())
-    return stored["model_config"] == model_config and stored["train_config"] == asdict(train_config)
-
-
-def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, progress: bool = True, on_epoch=None, tag: str | None = None, profile: str | None = None) -> dict[str, Any]:
-    """Train and evaluate one model; writes config.json, log.jsonl, metrics.json and the ranks."""
-    entry = get_model(model_name)
-    model_config, train_config = resolve_configs(entry, overrides, train_config or TrainConfig())
-    torch_device = pick_device(device)
-    splits, info, provenance = load_dataset(data_root, dataset, encoder, needs_text=entry.needs_text, device=str(torch_device), users=train_config.user_subsample)
-    torch.manual_seed(train_config.seed)
-    model = entry.cls(model_config, info)
-    resolved = {
+def run_settings(entry: ModelEntry, dataset: str, encoder: str | None, model_config: dict[str, Any], train_config: TrainConfig, *, tag: str | None = None, profile: str | None = None) -> dict[str, Any]:
+    """What identifies a run in its config.json (`runstate.SETTINGS_KEYS`), known before any data is loaded."""
+    return {
         "model": entry.name,
+        "dataset": dataset,
+        "encoder": (encoder or DEFAULT_ENCODER) if entry.needs_text else None,
         "tag": tag,
         "profile": profile,
         "model_config": model_config,
         "train_config": asdict(train_config),
-        "device": str(torch_device),
-        "environment": environment(),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        **provenance,
     }
+
+
+def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True, on_epoch=None, tag: str | None = None, profile: str | None = None) -> dict[str, Any]:
+    """Train and evaluate one model into `out`: config.json, log.jsonl, metrics.json, the ranks, DONE.json.
+
+    The folder is locked for the whole run; what happens to an existing folder is `runstate.plan_attempt`'s
+    rule (a finished run of the same settings returns its stored metrics). `resume` validates the
+    stored config, the checkpoint and the log before anything is written. Any error after the attempt
+    started leaves FAILED.json (and no metrics.json); a kill leaves an interrupted attempt to resume.
+    """
+    entry = get_model(model_name)
+    model_config, train_config = resolve_configs(entry, overrides, train_config or TrainConfig())
+    settings = run_settings(entry, dataset, encoder, model_config, train_config, tag=tag, profile=profile)
     out = Path(out)
     if resume:
-        previous = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else None
-        if previous is not None and (previous["model_config"], previous["train_config"]) != (resolved["model_config"], resolved["train_config"]):
-            raise TedbenchError(f"{out / 'config.json'}: --resume with a different configuration than the interrupted run")
-    write_json(out / "config.json", resolved)
-    trainer = Trainer(model, splits, train_config, out, torch_device, progress=progress, on_epoch=on_epoch)
-    return trainer.fit(resume=resume)
+        runstate.require_attempt(out)  # before the lock creates the folder
+    with runstate.run_lock(out):
+        plan = runstate.plan_attempt(out, settings, resume=resume, overwrite=overwrite)
+        if plan == "done":
+            print(f"tedbench: {out}: already finished with these settings; nothing to do", file=sys.stderr)
+            return runstate.stored_metrics(out)
+        if plan == "resume" and not (out / "checkpoints" / "last.pt").exists():
+            print(f"tedbench: {out}: no checkpoint yet; starting from the first epoch", file=sys.stderr)
+            plan = "fresh"
+        torch_device = pick_device(device)
+        splits, info, provenance = load_dataset(data_root, dataset, encoder, needs_text=entry.needs_text, device=str(torch_device), users=train_config.user_subsample)
+        torch.manual_seed(train_config.seed)
+        model = entry.cls(model_config, info)
+        resolved = {
+            **settings,
+            "device": str(torch_device),
+            "environment": environment(),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            **provenance,
+        }
+        if not entry.needs_text:
+            del resolved["encoder"]  # ID-only runs record no encoder
+        trainer = Trainer(model, splits, train_config, out, torch_device, progress=progress, on_epoch=on_epoch)
+        if plan == "resume":
+            _check_provenance(out, resolved)
+            trainer.restore()
+            (out / runstate.FAILED).unlink(missing_ok=True)
+        else:
+            runstate.clear_attempt(out)
+        try:
+            write_json(out / runstate.CONFIG, resolved)
+            pause_point("train.after_config")
+            metrics = trainer.fit(resume=plan == "resume")
+            pause_point("train.before_done")
+            runstate.mark_done(out, settings)
+        except Exception as exc:
+            runstate.mark_failed(out, exc)
+            raise
+        return metrics
+
+
+def _check_provenance(out: Path, resolved: dict[str, Any]) -> None:
+    """Resuming needs the same data and embeddings as the interrupted attempt."""
+    stored = runstate.read_config(out) or {}
+    changed = [key for key in ("dataset_manifest", "embedding_key") if stored.get(key) != resolved.get(key)]
+    if changed:
+        raise TedbenchError(f"{out / runstate.CONFIG}: --resume with other data than the interrupted run ({', '.join(changed)}); "
+                            "choose another --out, or --overwrite to discard it")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from benchmark.data.splits import Splits
 from benchmark.engine.evaluate import DEFAULT_MEMORY_CAP, full_sort_ranks
 from benchmark.errors import TedbenchError
+from benchmark.faults import pause_point
 from benchmark.fsutil import atomic_path, write_json
 from benchmark.metrics import summarize
 from benchmark.model import Batch, SequentialModel
@@ -100,6 +102,26 @@ def _load(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _read_log(path: Path) -> list[dict[str, Any]]:
+    """The epoch records of log.jsonl; a torn last line is dropped with a warning, any other bad line is an error."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+                raise ValueError("not an epoch record")
+        except ValueError as exc:
+            if number == len(lines):
+                print(f"tedbench: warning: {path}:{number}: dropping a torn last line", file=sys.stderr)
+                break
+            raise TedbenchError(f"{path}:{number}: not an epoch record ({exc}); start again with --overwrite") from exc
+        records.append(record)
+    return records
+
+
 class Trainer:
     """Trains one model on one dataset and writes config, log, metrics and per-user ranks to `out`."""
 
@@ -123,6 +145,7 @@ class Trainer:
         self.pretrain_epochs = int(self.model.config.get("pretrain_epochs", 0)) if hasattr(self.model, "pretrain_loss") else 0
         self.pre_optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate) if self.pretrain_epochs else None
         self.model.attach(self.splits)
+        self._restored: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
 
     # -- one step, one epoch -----------------------------------------------------------------
     def step(self, index: torch.Tensor, pretrain: bool = False) -> torch.Tensor:
@@ -151,9 +174,11 @@ class Trainer:
         for step in bar:
             loss = self.step(order[step * self.config.batch_size : (step + 1) * self.config.batch_size], pretrain)
             total += loss.float()
+            if step == n_steps // 2:
+                pause_point("train.mid_epoch")
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss):.4f}")
-        total = float(total)
+        total = float(total)  # one sync per epoch: a NaN or inf loss at any step leaves the sum non-finite
         if not np.isfinite(total):
             raise TedbenchError(f"training diverged in epoch {epoch} (loss {total}); lower the learning rate")
         return total, n_steps
@@ -174,22 +199,43 @@ class Trainer:
             "rng": _rng_state(),
         }
 
-    def _resume(self) -> tuple[int, EarlyStopping]:
+    def restore(self) -> None:
+        """Load the last checkpoint and the log lines it covers into memory; writes nothing.
+
+        Raises TedbenchError naming the file when the checkpoint cannot be read or does not fit the
+        model, or when a log line other than the last is not JSON (a torn last line, left by a kill
+        mid-write, is dropped with a warning).
+        """
         path = self.ckpt_dir / "last.pt"
         if not path.exists():
             raise TedbenchError(f"{path}: no checkpoint to resume from")
-        state = _load(path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.pre_optimizer is not None:
-            self.pre_optimizer.load_state_dict(state["pre_optimizer"])
+        try:
+            state = _load(path)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.pre_optimizer is not None:
+                self.pre_optimizer.load_state_dict(state["pre_optimizer"])
+            missing = {"epoch", "best", "bad_epochs", "rng"} - set(state)
+            if missing:
+                raise KeyError(f"no {', '.join(sorted(missing))}")
+        except Exception as exc:  # torch raises many types for a truncated or foreign file
+            reason = " ".join(str(exc).split())[:200]
+            raise TedbenchError(f"{path}: cannot resume from this checkpoint ({type(exc).__name__}: {reason}); start again with --overwrite") from exc
+        lines = [line for line in _read_log(self.out / "log.jsonl") if line["epoch"] <= state["epoch"]]
+        self._restored = (state, lines)
+
+    def _resume(self) -> tuple[int, EarlyStopping]:
+        if self._restored is None:
+            self.restore()
+        state, lines = self._restored
         _set_rng_state(state["rng"])
-        # Keep only log lines of epochs that the checkpoint includes.
-        log = self.out / "log.jsonl"
-        lines = [l for l in log.read_text().splitlines() if json.loads(l)["epoch"] <= state["epoch"]] if log.exists() else []
-        with atomic_path(log) as tmp:
-            tmp.write_text("".join(l + "\n" for l in lines))
+        with atomic_path(self.out / "log.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(line) + "\n" for line in lines))
         return state["epoch"] + 1, EarlyStopping(self.config.patience, state["best"], state["bad_epochs"])
+
+    def _checkpoint(self, epoch: int, stopping: EarlyStopping) -> None:
+        _save(self.ckpt_dir / "last.pt", self._state(epoch, stopping))
+        pause_point("train.after_checkpoint")
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, *, resume: bool = False) -> dict[str, Any]:
@@ -228,7 +274,7 @@ class Trainer:
                 log.write(json.dumps(record) + "\n")
             if self.progress:
                 tqdm.write(f"epoch {epoch}: loss {record['loss_mean']:.4f}  valid ndcg@10 {valid[SELECTION_METRIC]:.4f}  ({record['train_seconds']:.1f}s + {record['eval_seconds']:.1f}s){'  *' if improved else ''}")
-            _save(self.ckpt_dir / "last.pt", self._state(epoch, stopping))
+            self._checkpoint(epoch, stopping)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, valid)
         return self._finish()
@@ -240,7 +286,7 @@ class Trainer:
         record = {"epoch": epoch, "stage": "pretrain", "train_seconds": round(time.perf_counter() - t0, 3), "loss": loss_sum, "loss_mean": loss_sum / max(1, n_steps)}
         with open(self.out / "log.jsonl", "a") as log:
             log.write(json.dumps(record) + "\n")
-        _save(self.ckpt_dir / "last.pt", self._state(epoch, stopping))
+        self._checkpoint(epoch, stopping)
 
     def _finish(self) -> dict[str, Any]:
         best_state = _load(self.ckpt_dir / "best.pt")
@@ -256,6 +302,7 @@ class Trainer:
             "test": {k: round(v, 4) for k, v in summarize(test_ranks).items()},
             "users": int(len(test_ranks)),
         }
+        pause_point("train.before_metrics")
         write_json(self.out / "metrics.json", metrics)
         return metrics
 
