@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
+from benchmark.engine import runstate
 from benchmark.metrics import summarize
 from benchmark.report import publish
 from benchmark.report.build import build_report
@@ -123,6 +124,15 @@ def edit_json(folder: str, name: str, change: Callable[[dict], object]) -> Calla
     return corrupt
 
 
+def other_settings(folder: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
+    """A finished run of other settings: its config.json changed and its completion marker rewritten."""
+    def rerun(runs: Path) -> None:
+        edit_json(folder, "config.json", change)(runs)
+        config = json.loads((runs / folder / "config.json").read_text())
+        runstate.mark_done(runs / folder, runstate.settings_of(config))
+    return rerun
+
+
 def write_bytes(name: str, payload: Callable[[bytes], bytes]) -> Callable[[Path], None]:
     def corrupt(runs: Path) -> None:
         path = runs / SASREC / name
@@ -137,8 +147,11 @@ def shorter_run(runs: Path) -> None:
     np.save(folder / "test_ranks.npy", ranks)
     np.save(folder / "valid_ranks.npy", np.load(folder / "valid_ranks.npy")[:-1])
     metrics = json.loads((folder / "metrics.json").read_text())
-    metrics.update(users=len(ranks), test={k: round(v, 4) for k, v in summarize(ranks).items()}, valid={})
+    valid = np.load(folder / "valid_ranks.npy")
+    metrics.update(users=len(ranks), test={k: round(v, 4) for k, v in summarize(ranks).items()},
+                   valid={k: round(v, 4) for k, v in summarize(valid).items()})
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    runstate.mark_done(folder, runstate.settings_of(json.loads((folder / "config.json").read_text())))
 
 
 def other_runs_ranks(runs: Path) -> None:
@@ -198,15 +211,15 @@ BAD_INPUTS = [
     ("metrics-users-zero", edit_json(SASREC, "metrics.json", lambda m: m.update(users=0)),
      "'users' must be a positive integer"),
     ("log-torn", write_bytes("log.jsonl", lambda b: b[:-9]), f"{SASREC}/log.jsonl:"),
-    ("mixed-epochs", edit_json(SASREC, "config.json", set_key("train_config", "epochs", 7)),
+    ("mixed-epochs", other_settings(SASREC, set_key("train_config", "epochs", 7)),
      "differ in train_config.epochs; report one"),
-    ("mixed-model-config", edit_json(SASREC, "config.json", set_key("model_config", "hidden_size", 32)),
+    ("mixed-model-config", other_settings(SASREC, set_key("model_config", "hidden_size", 32)),
      "differ in model_config.hidden_size"),
-    ("mixed-manifest", edit_json(SASREC, "config.json", lambda c: c.update(dataset_manifest={})),
+    ("mixed-manifest", other_settings(SASREC, lambda c: c.update(dataset_manifest={})),
      "differ in dataset_manifest"),
-    ("mixed-profile", edit_json(SASREC, "config.json", lambda c: c.update(profile="paper")),
+    ("mixed-profile", other_settings(SASREC, lambda c: c.update(profile="paper")),
      "differ in profile"),
-    ("mixed-embedding", edit_json("ml-1m/TedRec/seed2021", "config.json", lambda c: c.update(embedding_key="0" * 64)),
+    ("mixed-embedding", other_settings("ml-1m/TedRec/seed2021", lambda c: c.update(embedding_key="0" * 64)),
      "differ in embedding_key"),
     ("same-seed-twice", lambda runs: shutil.copytree(runs / SASREC, runs / "ml-1m/SASRec/again"),
      "cell ml-1m/SASRec with seed 2020"),
@@ -226,7 +239,7 @@ def test_bad_input_is_one_line_error_and_outputs_stay(corrupt, expected, referen
 
 def test_allow_mixed_reports_and_says_so(reference, tmp_path, capsys):
     runs = shutil.copytree(reference[0], tmp_path / "runs")
-    edit_json(SASREC, "config.json", set_key("train_config", "epochs", 7))(runs)
+    other_settings(SASREC, set_key("train_config", "epochs", 7))(runs)
     out = tmp_path / "out"
     code, err = cli(report_args(runs, out, "--allow-mixed"), capsys)
     assert code == 0, err

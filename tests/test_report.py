@@ -13,8 +13,9 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from benchmark.engine import runstate
 from benchmark.errors import TedbenchError
-from benchmark.metrics import per_user_metrics
+from benchmark.metrics import per_user_metrics, summarize
 from benchmark.report.build import build_report
 from benchmark.report.figures import fig5_user_groups
 from benchmark.report.runs import RunIndex
@@ -34,14 +35,22 @@ def make_run(root: Path, dataset: str, model: str, seed: int, ranks: np.ndarray,
     if encoder is not None:
         config["encoder"] = encoder
     (folder / "config.json").write_text(json.dumps(config))
-    ranks = np.asarray(ranks, dtype=np.int32)
-    np.save(folder / "test_ranks.npy", ranks)
-    np.save(folder / "valid_ranks.npy", ranks)
-    (folder / "metrics.json").write_text(json.dumps({"best_epoch": 0, "users": len(ranks), "test": {}, "valid": {}}))
+    np.save(folder / "valid_ranks.npy", np.asarray(ranks, dtype=np.int32))
+    set_test_ranks(folder, ranks)
     seconds = 10.0 + len(model) + seed
     log = [{"epoch": -1, "stage": "pretrain", "train_seconds": 999.0}] + [{"epoch": e, "train_seconds": seconds, "eval_seconds": 1.0, "loss": 1.0, "valid": {}} for e in range(3)]
     (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     return folder
+
+
+def set_test_ranks(folder: Path, ranks: np.ndarray) -> None:
+    """Store `ranks` as the run's test ranks, with the metrics and completion marker the engine would write."""
+    ranks = np.asarray(ranks, dtype=np.int32)
+    np.save(folder / "test_ranks.npy", ranks)
+    valid = np.load(folder / "valid_ranks.npy")
+    summary = {split: {k: round(v, 4) for k, v in summarize(r).items()} for split, r in (("test", ranks), ("valid", valid))}
+    (folder / "metrics.json").write_text(json.dumps({"best_epoch": 0, "users": len(ranks), **summary}))
+    runstate.mark_done(folder, runstate.settings_of(json.loads((folder / "config.json").read_text())))
 
 
 def make_workspace(root: Path) -> tuple[Path, Path]:
@@ -120,18 +129,18 @@ def test_star_follows_tedrecs_advantage(tmp_path):
         return tests
 
     assert all(starred().values())
-    ours = runs / "OR" / "TedRec" / "minilm" / "main" / "seed1" / "test_ranks.npy"
-    original = np.load(ours)
-    np.save(ours, np.load(runs / "OR" / "UniSRec" / "minilm" / "main" / "seed1" / "test_ranks.npy"))
+    ours = runs / "OR" / "TedRec" / "minilm" / "main" / "seed1"
+    original = np.load(ours / "test_ranks.npy")
+    set_test_ranks(ours, np.load(runs / "OR" / "UniSRec" / "minilm" / "main" / "seed1" / "test_ranks.npy"))
     result = starred()
     assert not any(v for (d, _), v in result.items() if d == "OR") and all(v for (d, _), v in result.items() if d == "ml-1m")
-    np.save(ours, np.load(runs / "OR" / "SASRec" / "id" / "main" / "seed1" / "test_ranks.npy") + 30)
+    set_test_ranks(ours, np.load(runs / "OR" / "SASRec" / "id" / "main" / "seed1" / "test_ranks.npy") + 30)
     tables = table3(RunIndex.load(runs), encoder="minilm", tag=None)
     worse = tables[1].data.set_index(["dataset", "metric"]).loc["OR"]
     assert worse["significant"].all() and (worse["diff"] < 0).all()
     assert not any(row["TedRec"].star for _, row in tables[0].frame.iterrows() if row["Dataset"] == "OR")
     assert set(tables[1].frame.loc[tables[1].frame["Dataset"] == "OR", "Sig."]) == {"worse"}
-    np.save(ours, original)
+    set_test_ranks(ours, original)
     assert all(starred().values())
 
 
@@ -212,3 +221,18 @@ def test_figures_are_valid_and_say_what_is_missing(built, tmp_path):
     empty = build_report(tmp_path / "no-runs", data, tmp_path / "empty")
     assert empty["runs"] == 0 and all(Path(p).exists() for p in empty["files"])
     assert set(json.loads((tmp_path / "empty" / "metrics.json").read_text())) == set()
+
+
+@pytest.mark.parametrize("damage", ["no-marker", "failed", "edited-after-finish"])
+def test_unfinished_runs_are_refused_naming_the_folder(tmp_path, damage):
+    runs, _ = make_workspace(tmp_path)
+    folder = runs / "OR" / "SASRec" / "id" / "main" / "seed1"
+    if damage == "no-marker":
+        (folder / "DONE.json").unlink()  # killed after metrics.json, before the completion marker
+    elif damage == "failed":
+        (folder / "FAILED.json").write_text(json.dumps({"error": "diverged", "type": "TedbenchError"}))
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "device": "cuda"}))
+    with pytest.raises(TedbenchError, match=f"{folder}: (a failed run|not a finished run)"):
+        RunIndex.load(runs)

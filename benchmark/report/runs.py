@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.engine import runstate
 from benchmark.errors import TedbenchError
 from benchmark.metrics import per_user_metrics, summarize
 
@@ -192,8 +193,22 @@ class RunIndex:
 
     @classmethod
     def load(cls, root: Path, *, allow_mixed: bool = False) -> RunIndex:
-        """Every folder under `root` holding a finished run (its metrics.json), each checked by `Run.load`."""
-        return cls((Run.load(m.parent) for m in sorted(Path(root).glob("**/metrics.json"))), allow_mixed=allow_mixed)
+        """Every run folder under `root` (a config.json), each checked by `Run.load` and required to be finished.
+
+        Finished means the engine's completion marker matches the files (`runstate`): a killed, failed or
+        hand-edited run is an error naming its folder, never a table cell.
+        """
+        runs = []
+        for config in sorted(Path(root).glob("**/config.json")):
+            folder = config.parent
+            if (folder / runstate.FAILED).exists():
+                raise TedbenchError(f"{folder}: a failed run ({folder / runstate.FAILED}); rerun it or move it out of {root}")
+            run = Run.load(folder)
+            if runstate.state(folder) != "finished":
+                raise TedbenchError(f"{folder}: not a finished run ({runstate.DONE} missing or not matching its files); "
+                                    f"finish it with `tedbench train --resume` or move it out of {root}")
+            runs.append(run)
+        return cls(runs, allow_mixed=allow_mixed)
 
     def get(self, dataset: str, model: str, encoder: str | None, tag: str | None) -> Cell | None:
         """The cell; ID-only models (no encoder in their config) match any `encoder`."""
