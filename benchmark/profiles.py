@@ -19,6 +19,7 @@ import yaml
 
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError, did_you_mean
+from benchmark.fsutil import safe_name
 from benchmark.registry import ModelEntry, check_options, get_model
 
 PARAMS_FILE = Path("params.yaml")
@@ -166,19 +167,20 @@ def load_suite(name: str, path: Path = PARAMS_FILE) -> Suite:
         if spec.get(key) is not None and not isinstance(spec[key], list):
             raise TedbenchError(f"{where}: {key} must be a list, got {type(spec[key]).__name__} {spec[key]!r}")
     try:
+        safe_name(name, "suite name")  # results/<suite>, runs/<suite>
         models = tuple(spec["models"])
         for model in models:
             get_model(model)
         suite = Suite(
             name=name,
             profile=load_profile(spec["profile"], path),
-            datasets=tuple(spec["datasets"]),
-            encoder=str(spec.get("encoder", "minilm")),
+            datasets=tuple(safe_name(d, "dataset") for d in spec["datasets"]),
+            encoder=safe_name(str(spec.get("encoder", "minilm")), "encoder"),
             models=models,
             tuned=tuple(spec.get("tuned", models)),
             seeds=tuple(_seed(s, where) for s in spec["seeds"]),
             ablations=tuple(_ablation(a, where, get_model(ABLATED_MODEL)) for a in spec.get("ablations") or ()),
-            encoders=tuple(spec.get("encoders") or ()),
+            encoders=tuple(safe_name(str(e), "encoder") for e in spec.get("encoders") or ()),
         )
     except TedbenchError as exc:
         if str(exc).startswith(str(path)):
@@ -201,7 +203,7 @@ def _ablation(spec: Any, where: str, entry: ModelEntry) -> Ablation:
     if not isinstance(spec, dict) or "tag" not in spec:
         raise TedbenchError(f"{where}: ablation {spec!r} must be a mapping with a tag and set: KEY=VALUE")
     where = f"{where} ablation {spec['tag']!r}"
-    return Ablation(spec["tag"], check_options(_assignments(spec.get("set", []), where), where, entry))
+    return Ablation(safe_name(spec["tag"], "ablation tag"), check_options(_assignments(spec.get("set", []), where), where, entry))
 
 
 def _assignments(items: str | list[str], where: str) -> dict[str, Any]:

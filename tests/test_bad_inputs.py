@@ -162,6 +162,9 @@ ROWS: list[tuple[str, list[str], dict[str, str | bytes], str]] = [
     ("suite-unknown-model", SUITE, suite_file(models="[SASRek]"),
      "suite 's': unknown model 'SASRek' (did you mean 'SASRec'?)"),
     ("suite-bad-seed", SUITE, suite_file(seeds="[-1]"), "seed -1 is not accepted"),
+    ("suite-dataset-outside", SUITE, suite_file(datasets="['../../etc']"), "dataset '../../etc': use 1-128 letters"),
+    ("suite-tag-path", SUITE, suite_file(ablations="[{tag: ../x, set: use_gates=false}]"), "ablation tag '../x'"),
+    ("suite-encoder-path", SUITE, suite_file(encoders="[/tmp/x]"), "encoder '/tmp/x'"),
     ("suite-datasets-text", SUITE, suite_file(datasets="OR-sample"),
      "suite 's': datasets must be a list, got str 'OR-sample'"),
     ("suite-incomplete", SUITE, suite_file(seeds=None), "suite 's' lacks 'seeds'; a suite needs"),
@@ -300,3 +303,13 @@ def test_full_file_system(places, capsys: pytest.CaptureFixture[str]) -> None:
         assert_one_line_error(main(sample_into(full)), capsys.readouterr().err, f"{full / 's.csv.gz'}: No space left on device")
         assert snapshot(full) == before
     assert snapshot(work) == {}
+
+
+def test_checkpoint_on_a_full_file_system(tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint that does not fit is one line naming it (torch's own writer would raise a bare RuntimeError)."""
+    with mounted_tmpfs(tmp_path / "full", "size=96k") as full:
+        train = ["train", "--model", "SASRec", "--dataset", "tiny", "--data-root", str(tiny_root), "--device", "cpu",
+                 "--epochs", "1", "--max-steps", "1", "--set", "hidden_size=64", "--out", str(full / "run")]
+        code, err = main(train), capsys.readouterr().err.split("\r")[-1]  # after the epoch's progress bar
+        assert_one_line_error(code, err, "checkpoints/best.pt: No space left on device (the disk is full")
+        assert not (full / "run" / "metrics.json").exists() and not list(full.rglob(".*.tmp"))

@@ -8,6 +8,7 @@ The best checkpoint is then evaluated on valid and test.
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import sys
@@ -94,8 +95,12 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
+    """Checkpoint atomically. Serialised in memory first: torch's own file writer reports a full disk as a
+    RuntimeError without a path, a plain write as an OSError naming the file."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def _load(path: Path) -> dict[str, Any]:
