@@ -57,7 +57,7 @@ class TedRec(SASRec):
         )
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:
-        return self.fusion(self.item_embedding(seq), self.adaptor(self.item_text[seq]))
+        return self.fusion(self.item_embedding(seq), self.adaptor.lookup(self.item_text, seq))
 
     def score_items(self, query: torch.Tensor, training: bool) -> torch.Tensor:
         return cosine_logits(query, self.item_embeddings(), self.temperature, training)

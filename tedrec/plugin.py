@@ -55,7 +55,7 @@ class TextIdFusion(nn.Module):
         self.adaptor, self.fusion = text_id_fusion(config, info)
 
     def forward(self, seq: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        return self.fusion(item, self.adaptor(self.text[seq]))
+        return self.fusion(item, self.adaptor.lookup(self.text, seq))
 
 
 def _plugin_class(backbone: type) -> type:
