@@ -42,6 +42,8 @@ class TedRec(SASRec):
     Built as the official code: SASRec (with RecBole's init) first, then the TedRec modules with their own init.
     """
 
+    prefix_only = False  # the fusion's FFTs mix every position, padding included
+
     def __init__(self, config: dict, info: DatasetInfo):
         super().__init__(config, info)
         if info.item_text is None:

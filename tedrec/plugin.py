@@ -69,7 +69,7 @@ def _plugin_class(backbone: type) -> type:
         return self.tedrec_fusion(seq, backbone.sequence_input(self, seq, *args))
 
     doc = f"{backbone.__name__} with TedRec's sequence-level text-ID fusion on its item-sequence input (Table 4, w/ ours)."
-    return type(f"{backbone.__name__}TedRec", (backbone,), {"__init__": __init__, "sequence_input": sequence_input, "__doc__": doc, "__module__": __name__})
+    return type(f"{backbone.__name__}TedRec", (backbone,), {"__init__": __init__, "sequence_input": sequence_input, "prefix_only": False, "__doc__": doc, "__module__": __name__})
 
 
 for _name in BACKBONES:
