@@ -65,6 +65,8 @@ def bernoulli_keep_(mask: torch.Tensor, keep_prob: float, scratch: torch.Tensor 
     buffer[:nbytes].view(torch.int64).random_(-(2**63), 2**63 - 1)
     random_bytes, threshold = buffer[:n], int(level)
     torch.lt(random_bytes, threshold, out=mask.view(-1))
+    if level == threshold:  # keep_prob is a multiple of 1/256 (e.g. 0.5): the byte comparison is already exact
+        return mask
     ties = torch.eq(random_bytes, threshold, out=buffer[nbytes : nbytes + n].view(torch.bool)).nonzero().squeeze(1)
     words = torch.empty((ties.numel() + 1) // 2, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
     tie_threshold = min(-(2**31) + round((level - threshold) * 2**32), 2**31 - 1)
@@ -384,22 +386,54 @@ class MoEAdaptor(nn.Module):
         self.experts = nn.Parameter(torch.randn(n_exps, in_dim, out_dim) * 0.02)
         self.bias = nn.Parameter(torch.zeros(shapes[modulation])) if shapes[modulation] else None
 
-    def gate_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Router logits [.., K]; noisy in training mode."""
+    def gate_logits(self, x: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Router logits [.., K] of x (or, with `ids`, of the rows x[ids]); noisy in training mode.
+
+        The logits are linear in x, so with `ids` they are computed once per row of x and then gathered.
+        """
         # F.linear with the transposed weight gets the fast (gradᵀ·x) layout for the weight gradient
         if not (self.noise and self.training):
-            return F.linear(x, self.w_gate.t())
-        clean, raw_noise = F.linear(x, torch.cat([self.w_gate, self.w_noise], dim=1).t()).chunk(2, dim=-1)
+            logits = F.linear(x, self.w_gate.t())
+            return logits if ids is None else logits[ids]
+        both = F.linear(x, torch.cat([self.w_gate, self.w_noise], dim=1).t())
+        clean, raw_noise = (both if ids is None else both[ids]).chunk(2, dim=-1)
         return clean + torch.randn_like(clean) * (F.softplus(raw_noise) + 0.01)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gates = F.softmax(self.gate_logits(x), dim=-1)
-        if self.bias is not None and self.bias.size(1) != 1 and x.size(-2) != self.bias.size(1):
-            raise ValueError(f"per-position modulation needs inputs of length {self.bias.size(1)}, got {x.size(-2)}")
+    def shift(self) -> torch.Tensor | None:
+        """b_k·A_k [K, 1 or L, out] in (at least) float32, or None without modulation."""
+        return None if self.bias is None else torch.bmm(at_least_float32(self.bias), at_least_float32(self.experts))
+
+    def lookup(self, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """`forward(table[ids])` for a [N, in] table and ids [.., L], with less work: the gate logits are computed
+        per table row; without dropout (evaluation) so is the whole mixture except the per-position shift,
+        Σ_k g_k·(t·A_k − s_k) = (Σ_k g_k·t·A_k)[ids] − Σ_k g_k·s_k, since the gates then depend on the item only."""
+        if self.training:
+            return self.forward(table[ids], self.gate_logits(table, ids))
+        self._check_length(ids.size(-1))
+        with torch.autocast(table.device.type, enabled=False):
+            gates = F.softmax(at_least_float32(self.gate_logits(table)), dim=-1)  # [N, K]
+            text, experts = at_least_float32(table), at_least_float32(self.experts)
+            mixed = torch.zeros(table.size(0), experts.size(-1), dtype=text.dtype, device=text.device)
+            for k in range(self.n_exps):
+                mixed.addmm_(text * gates[:, k : k + 1], experts[k])
+            out = mixed[ids]
+            shift = self.shift()
+            if shift is not None:  # Σ_k g_k·s_k[j]: position by position, [L, B', K] @ [L or 1, K, out]
+                item_gates = gates[ids].reshape(-1, ids.size(-1), self.n_exps).transpose(0, 1)
+                out -= torch.matmul(item_gates, shift.transpose(0, 1)).transpose(0, 1).reshape(out.shape)
+        return out
+
+    def _check_length(self, length: int) -> None:
+        if self.bias is not None and self.bias.size(1) != 1 and length != self.bias.size(1):
+            raise ValueError(f"per-position modulation needs inputs of length {self.bias.size(1)}, got {length}")
+
+    def forward(self, x: torch.Tensor, gate_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """The adaptor on x [.., in]; `gate_logits` [.., K] if already computed (see `lookup`)."""
+        gates = F.softmax(self.gate_logits(x) if gate_logits is None else gate_logits, dim=-1)
+        self._check_length(x.size(-2))
         p = self.dropout_prob if self.training else 0.0
         with torch.autocast(x.device.type, enabled=False):  # the mixture runs in (at least) float32
-            experts = at_least_float32(self.experts)
-            shift = None if self.bias is None else torch.bmm(at_least_float32(self.bias), experts)  # b_k·A_k
+            experts, shift = at_least_float32(self.experts), self.shift()
             flat, gates = at_least_float32(x).reshape(-1, x.size(-1)), at_least_float32(gates).reshape(-1, self.n_exps)
             out = _ExpertMixture.apply(flat, gates, experts, shift, p, nonzero_rows(flat))
         return out.view(*x.shape[:-1], -1)

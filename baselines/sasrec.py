@@ -69,6 +69,8 @@ def recbole_backbone(model: str) -> dict:
 class SASRec(SequentialModel):
     """SASRec: causal self-attention over ID + position embeddings, dot-product scoring."""
 
+    prefix_only = True  # causal attention, per-position inputs: the read-out sees only seq[:, :length]
+
     def __init__(self, config: dict, info: DatasetInfo):
         super().__init__(config, info)
         hidden = config["hidden_size"]

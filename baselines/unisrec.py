@@ -71,7 +71,7 @@ class UniSRec(SASRec):
                                   config["adaptor_dropout_prob"], modulation="global")
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:
-        return self.adaptor(self.item_text[seq]) + self.item_embedding(seq)
+        return self.adaptor.lookup(self.item_text, seq) + self.item_embedding(seq)
 
     def item_embeddings(self) -> torch.Tensor:
         return self.adaptor(self.item_text) + self.item_embedding.weight

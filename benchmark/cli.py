@@ -310,6 +310,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         profile=_profile(args),
         train_config=_train_config(args),
         results_dir=Path(args.results_dir),
+        profile_ops=Path(args.profile_ops) if args.profile_ops else None,
     )
     columns = ["model", "step_seconds", "epoch_seconds", "ratio_to_first", "eval_seconds", "authors_a100_epoch_seconds", "speedup_vs_authors"]
     print(tabulate([[row[c] for c in columns] for row in rows], headers=columns, tablefmt="github"), file=sys.stderr)
@@ -517,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=argtypes.positive_int, default=5, help="timed training steps per round (after 2 warm-up steps)")
     p.add_argument("--rounds", type=argtypes.positive_int, default=1, help="interleaved rounds: every model is timed once per round, so ratios survive a noisy machine")
     p.add_argument("--results-dir", default="results/bench")
+    p.add_argument("--profile-ops", metavar="FILE", help="append each model's top operators (torch.profiler, one step) to this markdown file")
     p.set_defaults(func=cmd_bench)
     return parser
 

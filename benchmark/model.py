@@ -7,6 +7,7 @@ batching, early stopping or files: the engine owns those.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -15,6 +16,8 @@ from torch.nn import functional as F
 
 if TYPE_CHECKING:
     from benchmark.data.splits import Rows, Splits
+
+LENGTH_GROUPS = 8  # row groups of `encode_by_length`
 
 
 @dataclass
@@ -57,6 +60,27 @@ def gather_last(hidden: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     return hidden.gather(1, index).squeeze(1)
 
 
+def encode_by_length(encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seq: torch.Tensor,
+                     length: torch.Tensor, groups: int = LENGTH_GROUPS) -> torch.Tensor:
+    """`encode(seq, length)` [B, d] for an encoder whose row b depends only on seq[b, :length[b]] (causal,
+    right-padded): the rows, sorted by length, are encoded in `groups` groups, each cut to its longest row.
+
+    The same values (the cut positions are padding that no read row attends to), for the work of about the
+    mean length rather than L; dropout draws fall on the kept positions only, with the same distribution.
+    """
+    groups = min(groups, len(seq))
+    if groups <= 1:
+        return encode(seq, length)
+    out = None
+    for rows in torch.argsort(length).tensor_split(groups):
+        part_length = length[rows]
+        part = encode(seq[rows, : max(1, int(part_length.max()))], part_length)
+        if out is None:
+            out = part.new_empty(len(seq), *part.shape[1:])
+        out = out.index_put((rows,), part)
+    return out
+
+
 class SequentialModel(nn.Module):
     """Base class: dot-product scoring of the sequence vector against the ID embeddings.
 
@@ -72,6 +96,7 @@ class SequentialModel(nn.Module):
     """
 
     registry_name: str = ""
+    prefix_only: bool = False  # True: encode's row b depends only on seq[b, :length[b]] (see encode_by_length)
 
     def __init__(self, config: dict, info: DatasetInfo):
         super().__init__()
@@ -97,12 +122,16 @@ class SequentialModel(nn.Module):
         """Extra training inputs for the batch `rows` (default: none)."""
         return {}
 
+    def encode_rows(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """`encode`, by length groups for a `prefix_only` model."""
+        return encode_by_length(self.encode, seq, length) if self.prefix_only else self.encode(seq, length)
+
     def loss(self, batch: Batch) -> torch.Tensor:
         """Training loss for one batch: full-softmax cross-entropy over all ids (padding included)."""
-        logits = self.score_items(self.encode(batch.seq, batch.length), training=True)
+        logits = self.score_items(self.encode_rows(batch.seq, batch.length), training=True)
         return F.cross_entropy(logits.float(), batch.target)
 
     @torch.no_grad()
     def full_sort_scores(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
         """Evaluation scores over all ids [B, n_items]; the engine masks id 0."""
-        return self.score_items(self.encode(seq, length), training=False)
+        return self.score_items(self.encode_rows(seq, length), training=False)

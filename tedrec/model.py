@@ -42,6 +42,8 @@ class TedRec(SASRec):
     Built as the official code: SASRec (with RecBole's init) first, then the TedRec modules with their own init.
     """
 
+    prefix_only = False  # the fusion's FFTs mix every position, padding included
+
     def __init__(self, config: dict, info: DatasetInfo):
         super().__init__(config, info)
         if info.item_text is None:
@@ -57,7 +59,7 @@ class TedRec(SASRec):
         )
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:
-        return self.fusion(self.item_embedding(seq), self.adaptor(self.item_text[seq]))
+        return self.fusion(self.item_embedding(seq), self.adaptor.lookup(self.item_text, seq))
 
     def score_items(self, query: torch.Tensor, training: bool) -> torch.Tensor:
         return cosine_logits(query, self.item_embeddings(), self.temperature, training)

@@ -68,7 +68,7 @@ class TextIdFusion(nn.Module):
         self.adaptor, self.fusion = text_id_fusion(config, info)
 
     def forward(self, seq: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        return self.fusion(item, self.adaptor(self.text[seq]))
+        return self.fusion(item, self.adaptor.lookup(self.text, seq))
 
 
 def _plugin_class(backbone: type) -> type:
@@ -84,7 +84,7 @@ def _plugin_class(backbone: type) -> type:
         return self.tedrec_fusion(seq, item)
 
     doc = f"{backbone.__name__} with TedRec's sequence-level text-ID fusion on its item-sequence input (Table 4, w/ ours)."
-    return type(f"{backbone.__name__}TedRec", (backbone,), {"__init__": __init__, "sequence_input": sequence_input, "__doc__": doc, "__module__": __name__})
+    return type(f"{backbone.__name__}TedRec", (backbone,), {"__init__": __init__, "sequence_input": sequence_input, "prefix_only": False, "__doc__": doc, "__module__": __name__})
 
 
 for _name in BACKBONES:

@@ -234,6 +234,23 @@ def test_moe_skips_all_zero_rows_exactly(training: bool, monkeypatch: pytest.Mon
     assert_same_output_and_gradients(fast, slow, list(moe.parameters()))
 
 
+@pytest.mark.parametrize("modulation", ["position", "global", "none"])
+@pytest.mark.parametrize("training", [True, False])
+def test_moe_lookup_equals_forward_on_gathered_rows(modulation: str, training: bool) -> None:
+    """Per-item gates (and, in evaluation, the per-item mixture) then gather == the adaptor on table[ids]."""
+    moe = randomised_moe(modulation).train(training)
+    moe.noise = True
+    table = torch.randn(9, 12, dtype=torch.float64)
+    table[0] = 0  # the padding row
+    ids = torch.randint(0, 9, (4, 5))
+    params = list(moe.parameters())
+    torch.manual_seed(1)
+    fast = moe.lookup(table, ids)
+    torch.manual_seed(1)
+    slow = moe(table[ids])
+    assert_same_output_and_gradients(fast, slow, params)
+
+
 def test_moe_each_expert_draws_its_own_mask() -> None:
     torch.manual_seed(0)
     moe = MoEAdaptor(16, 4, 3, 0.5, noise=False).train()

@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 
+from benchmark.engine.opprofile import markdown, top_operators
 from benchmark.engine.run import environment, load_dataset, pick_device
 from benchmark.engine.trainer import TrainConfig, Trainer, seed_everything
 from benchmark.errors import TedbenchError
+from benchmark.fsutil import write_text
 from benchmark.profiles import Profile
 from benchmark.registry import get_model
 from benchmark.report.tables import paper_data
@@ -114,11 +116,14 @@ def bench(
     profile: Profile | None = None,
     train_config: TrainConfig | None = None,
     results_dir: Path | None = Path("results/bench"),
+    profile_ops: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Median seconds per training step (over `rounds` x `steps` timed steps) and per full-sort eval.
 
     `ratio_to_first` is each model's epoch time over the first model's, measured in the same rounds.
     A `profile` adds its size options to every model that has them (its budget is in `train_config`).
+    `profile_ops`: a markdown file to which a section with each model's top operators (torch.profiler over
+    one more training step) is appended.
     """
     if not model_names:
         raise TedbenchError("bench: no model given")
@@ -136,6 +141,8 @@ def bench(
             for item in timed:
                 item.evaluate()
         rows = [_row(item, dataset, torch_device, steps, rounds, authors) for item in timed]
+        if profile_ops is not None:
+            _append_profile(Path(profile_ops), timed, dataset, overrides, profile, train_config)
     for row in rows:
         row["ratio_to_first"] = round(row["epoch_seconds"] / rows[0]["epoch_seconds"], 3)
         if results_dir is not None:
@@ -171,6 +178,19 @@ def _row(item: _Timed, dataset: str, device: torch.device, steps: int, rounds: i
         "trainable_parameters": sum(p.numel() for p in item.model.parameters() if p.requires_grad),
         **environment(),
     }
+
+
+def _append_profile(path: Path, timed: list[_Timed], dataset: str, overrides: dict[str, Any] | None,
+                    profile: Profile | None, train_config: TrainConfig) -> None:
+    per_model = {item.entry.name: top_operators(lambda item=item: item.steps(1, record=False)) for item in timed}
+    env = environment()
+    sizes = f"profile {profile.name}" if profile else "the models' own sizes"
+    title = f"{dataset}, {sizes}, overrides {overrides or {{}}}, batch {train_config.batch_size}, amp {train_config.amp}"
+    note = (f"torch {env.get('torch')}, {torch.get_num_threads()} thread(s), {env.get('cpu', '')}; "
+            "self CPU time of one training step (forward, backward, Adam) after the timed rounds.")
+    previous = path.read_text() if path.exists() else "# Top operators of one CPU training step per model\n\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, previous + markdown(title, per_model, note) + "\n")
 
 
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
