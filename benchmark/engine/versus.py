@@ -1,7 +1,7 @@
 """Time this checkout against another commit's checkout, model by model, in alternating processes.
 
     python -m benchmark.engine.versus --base /path/to/old/checkout --models SASRec,TedRec \
-        --out results/bench/cpu.csv -- --dataset OR-sample --set hidden_size=64 --steps 2 --device cpu
+        --out results/bench/cpu-versus-0e20f38.csv -- --dataset OR-sample --set hidden_size=64 --steps 2 --device cpu
 
 For each round and each model, `tedbench bench` runs once in the base checkout and once in this one,
 back to back (old first on even rounds, new first on odd ones), so load on a shared machine falls on both.
