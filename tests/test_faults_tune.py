@@ -208,6 +208,6 @@ def test_pipeline_retunes_when_the_exported_study_differs(tmp_path: Path, monkey
     stale = results / "best_params" / "OR-sample" / "SASRec.json"
     stale.write_text(json.dumps({"study": first.replace(".grid.", ".tpe."), "params": {}}))
     assert tunes() == 1  # another study's export (space, grid or budget changed)
-    prepare("OR-sample", data_root=data, mirror=None, raw_root=tmp_path / "raw", download=False, k=3)
+    prepare("OR-sample", data_root=data, mirror=None, raw_root=tmp_path / "raw", download=False, k=3, force=True)
     assert tunes() == 1  # the processed data changed: a new study
     assert study_name(get_model("SASRec"), specs[-1]) != first

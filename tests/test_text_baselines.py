@@ -112,7 +112,7 @@ def test_difsr_rejects_unsupported_options() -> None:
         small_model("DIF-SR", lambda_attr=-1.0)
     with pytest.raises(TedbenchError, match="fusion_type"):
         small_model("DIF-SR", fusion_type="max")
-    with pytest.raises(TedbenchError, match="multiples of n_heads"):
+    with pytest.raises(TedbenchError, match="attribute_hidden_size 9 is not a multiple of n_heads"):
         small_model("DIF-SR", attribute_hidden_size=9)
 
 
