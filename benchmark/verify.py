@@ -173,9 +173,15 @@ def run_recbole(model: str, model_config: dict[str, Any], train_config: TrainCon
             run.valid.append(float(score))
             return score, result
 
+        def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+            # RecBole saves the best model here; a copy in memory spares reloading its pickled file
+            best["state_dict"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            best["epoch"] = epoch
+            super()._save_checkpoint(epoch, verbose=verbose, **kwargs)
+
+    best: dict[str, Any] = {}
     trainer = RecordingTrainer(config, net)
     trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False)
-    best = torch.load(trainer.saved_model_file, map_location=config["device"], weights_only=False)  # RecBole's own file
     net.load_state_dict(best["state_dict"])
     run.best_epoch = int(best["epoch"])
     result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
