@@ -131,6 +131,7 @@ def _train_one(request: RunRequest, suite: Suite, base: TrainConfig, *, data_roo
     changed = runstate.differing_keys(runstate.settings_of(stored), settings) if stored is not None else []
     resume = stored is not None and not changed
     note = f" (settings changed: {', '.join(changed)}; fresh attempt)" if changed else " (resumed)" if resume else ""
-    log(f"train {request.model}{' ' + request.tag if request.tag else ''} on {request.dataset}, seed {request.seed}{note}")
+    variant = (f" {request.tag}" if request.tag else "") + (f" ({request.variant} text)" if request.variant else "")
+    log(f"train {request.model}{variant} on {request.dataset}, seed {request.seed}{note}")
     train(request.model, request.dataset, data_root=data_root, out=out, encoder=request.encoder, device=device, overrides=overrides,
           train_config=config, resume=resume, overwrite=bool(changed), progress=False, tag=request.tag, profile=suite.profile.name)
