@@ -8,19 +8,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from benchmark import argtypes
+from benchmark import argtypes, layout
 from benchmark.errors import TedbenchError
-
-if TYPE_CHECKING:
-    from benchmark.registry import ModelEntry
-
-DATA_ENV = "TEDBENCH_DATA"
 
 
 def _data_root(args: argparse.Namespace) -> Path:
-    return Path(args.data_root or os.environ.get(DATA_ENV, "data"))
+    return layout.data_root(args.data_root)
 
 
 def _mirror(args: argparse.Namespace) -> Path | None:
@@ -30,9 +25,7 @@ def _mirror(args: argparse.Namespace) -> Path | None:
 
 
 def _raw_root(args: argparse.Namespace) -> Path:
-    from benchmark.data.fetch import default_raw_root
-
-    return Path(args.raw_root) if args.raw_root else default_raw_root()
+    return layout.raw_root(args.raw_root)
 
 
 def _print_json(payload: Any) -> None:
@@ -90,10 +83,10 @@ def cmd_import(args: argparse.Namespace) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
-    from benchmark.data.prepare import prepare, processed_dir
+    from benchmark.data.prepare import prepare
     from benchmark.data.store import load_manifest
 
-    folder = processed_dir(_data_root(args), args.dataset)
+    folder = layout.processed_dir(_data_root(args), args.dataset)
     if not (folder / "manifest.json").exists():
         prepare(args.dataset, data_root=_data_root(args), mirror=_mirror(args), raw_root=_raw_root(args), download=False)
     manifest = load_manifest(folder)
@@ -105,16 +98,15 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
-    from benchmark.data.prepare import processed_dir
     from benchmark.data.store import load_sequences
     from benchmark.text.embed import check_options, embed_texts
 
     check_options(args.encoder, args.batch_size)
-    seqs = load_sequences(processed_dir(_data_root(args), args.dataset))
+    seqs = load_sequences(layout.processed_dir(_data_root(args), args.dataset))
     result = embed_texts(
         seqs.item_text,
         args.encoder,
-        cache_dir=_data_root(args) / "embeddings" / args.dataset,
+        cache_dir=layout.embeddings_dir(_data_root(args), args.dataset),
         device=args.device,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -139,44 +131,19 @@ def cmd_models(args: argparse.Namespace) -> None:
             print(f"{row['name']:<12} {'text' if row['needs_text'] else 'id':<5} {row['description']}")
 
 
-def _params_options(path: Path) -> dict[str, Any]:
-    """Model options of a --params JSON file: {"params": {...}} (exported best parameters) or a plain mapping."""
-    where = f"--params {path}"
-    if not path.is_file():
-        raise TedbenchError(f"{where}: no such file (expected a JSON file of model options)")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise TedbenchError(f"{where}: not UTF-8 text (byte {exc.start})") from exc
-    except json.JSONDecodeError as exc:
-        raise TedbenchError(f"{where}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
-    options = payload.get("params", payload) if isinstance(payload, dict) else payload
-    if not isinstance(options, dict):
-        raise TedbenchError(f"{where}: expected a JSON object of model options (or one under \"params\"), got {type(options).__name__}")
-    return options
-
-
-def _explicit(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+def _sources(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     """Explicit model options by source, lowest precedence first: --params file, then --set, then --lr."""
+    from benchmark.runconfig import options_file
+
     sources = []
     if getattr(args, "params", None):
         path = Path(args.params)
-        sources.append((f"--params {path}", _params_options(path)))
+        sources.append((f"--params {path}", options_file(path, f"--params {path}")))
     if getattr(args, "set", None):
         sources.append(("--set", dict(args.set)))
     if getattr(args, "lr", None) is not None:
         sources.append(("--lr", {"learning_rate": args.lr}))
     return sources
-
-
-def _overrides(args: argparse.Namespace, entry: ModelEntry | None = None) -> dict[str, Any]:
-    """Explicit model options, each checked against `entry` (any registered model when None)."""
-    from benchmark.registry import check_options
-
-    overrides: dict[str, Any] = {}
-    for where, options in _explicit(args):
-        overrides.update(check_options(options, where, entry))
-    return overrides
 
 
 def _profile(args: argparse.Namespace):
@@ -185,36 +152,27 @@ def _profile(args: argparse.Namespace):
     return load_profile(args.profile, Path(args.params_file)) if getattr(args, "profile", None) else None
 
 
-def _model_overrides(args: argparse.Namespace, model: str) -> dict[str, Any]:
-    """The profile's size options that `model` has, below the explicit ones."""
-    from benchmark.registry import get_model
+def _budget(args: argparse.Namespace):
+    """The training budget: the profile's, then the explicit flags."""
+    from benchmark.runconfig import train_budget
 
-    entry = get_model(model)
-    profile = _profile(args)
-    explicit = _overrides(args, entry)
-    return profile.model_overrides(entry, explicit) if profile else explicit
+    return train_budget(_profile(args), seed=args.seed, amp=args.amp, tf32=args.tf32 or None,
+                        compile=args.compile or None, epochs=args.epochs, batch_size=args.batch_size,
+                        max_steps_per_epoch=getattr(args, "max_steps", None))
 
 
-def _train_config(args: argparse.Namespace):
-    from benchmark.engine.trainer import TrainConfig
+def _resolved(args: argparse.Namespace, model: str):
+    """`model`'s run settings from the profile and the explicit options and flags (runconfig's one path)."""
+    from benchmark.runconfig import resolve
 
-    config = TrainConfig(seed=args.seed, amp=args.amp, tf32=args.tf32, compile=args.compile)
-    profile = _profile(args)
-    if profile:
-        config = profile.train_config(config)
-    if args.epochs is not None:
-        config.epochs = args.epochs
-    if args.batch_size is not None:
-        config.batch_size = args.batch_size
-    if getattr(args, "max_steps", None) is not None:
-        config.max_steps_per_epoch = args.max_steps
-    return config
+    return resolve(model, profile=_profile(args), sources=_sources(args), budget=_budget(args))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from benchmark.engine.run import train
 
-    out = Path(args.out or Path("runs") / "train" / args.dataset / args.model / f"seed{args.seed}")
+    out = Path(args.out or layout.train_scratch(args.dataset, args.model, args.seed))
+    run = _resolved(args, args.model)
     metrics = train(
         args.model,
         args.dataset,
@@ -222,8 +180,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         out=out,
         encoder=args.encoder,
         device=args.device,
-        overrides=_model_overrides(args, args.model),
-        train_config=_train_config(args),
+        overrides=run.overrides,
+        train_config=run.train_config,
         resume=args.resume,
         overwrite=args.overwrite,
         tag=args.tag,
@@ -240,13 +198,14 @@ def cmd_verify(args: argparse.Namespace) -> None:
     if args.amp != "none" or args.tf32 or args.compile:
         raise TedbenchError("verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only")
     seeds = [args.seed + i for i in range(args.seeds)]
-    work = Path(args.work or Path("runs") / "verify" / args.dataset / args.model / (args.profile or "paper"))
+    work = Path(args.work or layout.verify_scratch(args.dataset, args.model, args.profile))
+    run = _resolved(args, args.model)
     result = verify(
         args.model,
         args.dataset,
         data_root=_data_root(args),
-        overrides=_model_overrides(args, args.model),
-        train_config=_train_config(args),
+        overrides=run.overrides,
+        train_config=run.train_config,
         seeds=seeds,
         profile=args.profile,
         device=args.device or "cpu",
@@ -267,7 +226,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from benchmark.tune import TuneSpec, default_storage, tune
 
     results = Path(args.results_dir)
-    overrides, train_config = _model_overrides(args, args.model), _train_config(args)  # checked before any folder is made
+    run = _resolved(args, args.model)  # checked before any folder is made
     protocol = load_tuning(args.protocol, Path(args.params_file)) if args.protocol else None
     spec = TuneSpec(
         model=args.model,
@@ -284,8 +243,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
         data_root=_data_root(args),
         runs_root=Path(args.runs_dir),
         results_root=results,
-        train_config=train_config,
-        overrides=overrides,
+        train_config=run.train_config,
+        overrides=run.overrides,
         grace_period=args.grace_period,
     )
     _print_json(tune(spec))
@@ -296,21 +255,24 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     from benchmark.engine.bench import bench
     from benchmark.registry import list_models
+    from benchmark.runconfig import resolve
 
     names = sorted(list_models(), key=lambda name: name != "SASRec") if args.model == "all" else [name.strip() for name in args.model.split(",") if name.strip()]
+    profile, sources = _profile(args), _sources(args)
+    runs = [resolve(name, profile=profile, sources=sources, budget=_budget(args)) for name in names]
+    explicit = {key: value for _, options in sources for key, value in options.items()}
+    setting = (f"profile {profile.name}" if profile else "the models' own sizes") + f", options {explicit}"
     rows = bench(
-        names,
+        runs,
         args.dataset,
         data_root=_data_root(args),
         encoder=args.encoder,
         device=args.device,
         steps=args.steps,
         rounds=args.rounds,
-        overrides=_overrides(args),
-        profile=_profile(args),
-        train_config=_train_config(args),
         results_dir=Path(args.results_dir),
         profile_ops=Path(args.profile_ops) if args.profile_ops else None,
+        setting=setting,
     )
     columns = ["model", "step_seconds", "epoch_seconds", "ratio_to_first", "eval_seconds", "authors_a100_epoch_seconds", "speedup_vs_authors"]
     print(tabulate([[row[c] for c in columns] for row in rows], headers=columns, tablefmt="github"), file=sys.stderr)
@@ -323,7 +285,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     summary = build_report(Path(args.runs), _data_root(args), Path(args.out), tag=args.tag, encoder=args.encoder,
                            allow_mixed=args.allow_mixed)
-    table = Path(args.out) / "tables" / "table3.md"
+    table = layout.table_path(Path(args.out), "table3")
     if table.exists():
         print(table.read_text())
     _print_json({k: v for k, v in summary.items() if k != "files"} | {"written": len(summary["files"])})
@@ -338,17 +300,17 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
     suite = load_suite(args.suite, Path(args.params_file))
     if args.datasets:
         suite = replace(suite, datasets=tuple(d.strip() for d in args.datasets.split(",")))
-    results = Path(args.results_dir or Path("results") / suite.name)
+    results = Path(args.results_dir or layout.suite_results(suite.name))
     summary = run_suite(
         suite,
         data_root=_data_root(args),
         mirror=_mirror(args),
         raw_root=_raw_root(args),
         results_root=results,
-        trials_root=Path(args.trials_dir or Path("runs") / suite.name / "tune"),
+        trials_root=Path(args.trials_dir or layout.suite_trials(suite.name)),
         device=args.device,
     )
-    table, _, caption = (results / "tables" / "table3.md").read_text().partition("\n\n")
+    table, _, caption = layout.table_path(results, "table3").read_text().partition("\n\n")
     rows = table.splitlines()
     print("\n".join(rows[:2] + [row for row in rows[2:] if row.split("|")[1].strip() in suite.datasets]))
     print(f"\n{caption}")
@@ -375,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--data-root", help=f"where processed data and embeddings live (default: ${DATA_ENV} or ./data)")
+        p.add_argument("--data-root", help=f"where processed data and embeddings live (default: ${layout.DATA_ENV} or ./data)")
         p.add_argument("--mirror", help="offline mirror folder standing in for upstream (default: $TEDBENCH_MIRROR)")
         p.add_argument("--raw-root", help="verified local copies of raw files (default: $TEDBENCH_RAW or ./datasets)")
         return p
@@ -474,14 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "sampler seed and searched dimensions")
     p.add_argument("--timeout", type=argtypes.positive_float, help="stop claiming new trials after this many seconds")
     p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
-    p.add_argument("--results-dir", default="results")
+    p.add_argument("--results-dir", default=str(layout.RESULTS))
     p.add_argument("--runs-dir", default="runs/tune")
     p.add_argument("--grace-period", type=argtypes.positive_int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued")
     p.set_defaults(func=cmd_tune)
 
     p = common(sub.add_parser("report", help="paper-style tables, significance tests and figures from stored runs"))
     p.add_argument("--runs", default="results/runs", help="folder of training runs (searched recursively for config.json)")
-    p.add_argument("--out", default="results", help="writes OUT/tables, OUT/figures, OUT/metrics.json")
+    p.add_argument("--out", default=str(layout.RESULTS), help="writes OUT/tables, OUT/figures, OUT/metrics.json")
     p.add_argument("--tag", help="report the runs with this tag (default: untagged runs)")
     p.add_argument("--encoder", help="text encoder of the text models in Tables 3-4 (default: bert-cls if run, else minilm)")
     p.add_argument("--allow-mixed", action="store_true",
@@ -517,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p)
     p.add_argument("--steps", type=argtypes.positive_int, default=5, help="timed training steps per round (after 2 warm-up steps)")
     p.add_argument("--rounds", type=argtypes.positive_int, default=1, help="interleaved rounds: every model is timed once per round, so ratios survive a noisy machine")
-    p.add_argument("--results-dir", default="results/bench")
+    p.add_argument("--results-dir", default=str(layout.BENCH_DIR))
     p.add_argument("--profile-ops", metavar="FILE", help="append each model's top operators (torch.profiler, one step) to this markdown file")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -11,7 +11,6 @@ changed: its old files are cleared first, so a folder never mixes two attempts.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,13 +18,15 @@ from typing import Any
 
 from benchmark.data.prepare import prepare_if_missing
 from benchmark.engine import runstate
-from benchmark.engine.run import resolve_configs, run_settings, train
+from benchmark.engine.run import run_settings, train
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
+from benchmark.layout import best_params_path, run_folder, suite_runs
 from benchmark.profiles import Suite
 from benchmark.registry import get_model
 from benchmark.report.build import build_report
-from benchmark.tune import TuneSpec, best_params_path, default_storage, is_exported, tune
+from benchmark.runconfig import model_overrides, options_file, resolve, train_budget
+from benchmark.tune import TuneSpec, default_storage, is_exported, tune
 
 ABLATED_MODEL = "TedRec"
 
@@ -44,8 +45,7 @@ class RunRequest:
 
     def folder(self, runs_root: Path) -> Path:
         """<runs_root>/<dataset>/<model>[@<tag>][~<encoder>]/seed<N>, the layout of `dvc.yaml` too."""
-        name = self.model + (f"@{self.tag}" if self.tag else "") + (f"~{self.variant}" if self.variant else "")
-        return Path(runs_root) / self.dataset / name / f"seed{self.seed}"
+        return run_folder(runs_root, self.dataset, self.model, self.seed, self.tag, self.variant)
 
 
 def requests(suite: Suite) -> list[RunRequest]:
@@ -68,11 +68,11 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
     Writes results_root/{best_params,tuning,runs,tables,figures,metrics.json} (the layout of `dvc.yaml`);
     the tuning trials' own run folders go to `trials_root`.
     """
-    runs_root = Path(results_root) / "runs"
+    runs_root = suite_runs(results_root)
     seconds: dict[str, float] = {}
     profile = suite.profile
     log(f"suite {suite.name}: profile {profile.name} -- {profile.description}")
-    base = profile.train_config(TrainConfig())
+    base = train_budget(profile)
 
     started = time.monotonic()
     for dataset in suite.datasets:
@@ -93,7 +93,7 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
                 runs_root=Path(trials_root),
                 results_root=results_root,
                 train_config=base,
-                overrides=profile.model_overrides(entry),
+                overrides=model_overrides(entry, profile),
                 progress=False,
             )
             if is_exported(spec):  # exported by this very study (same space, grid, budget and data)
@@ -118,13 +118,14 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
 
 
 def _train_one(request: RunRequest, suite: Suite, base: TrainConfig, *, data_root: Path, runs_root: Path, results_root: Path, device: str | None, log) -> None:
-    entry = get_model(request.model)
     tuned = best_params_path(results_root, request.dataset, request.model)
-    explicit = json.loads(tuned.read_text())["params"] if tuned.exists() else {}
-    overrides = {**suite.profile.model_overrides(entry, explicit), **dict(request.extra)}
-    config = replace(base, seed=request.seed)
+    sources = [(str(tuned), options_file(tuned))] if tuned.exists() else []
+    sources.append((f"ablation {request.tag}", dict(request.extra)))
+    run = resolve(request.model, profile=suite.profile, sources=sources, budget=replace(base, seed=request.seed))
+    overrides, config = run.overrides, run.train_config
     out = request.folder(runs_root)
-    settings = run_settings(entry, request.dataset, request.encoder, *resolve_configs(entry, overrides, config), tag=request.tag, profile=suite.profile.name)
+    settings = run_settings(run.entry, request.dataset, request.encoder, run.model_config, config, tag=request.tag,
+                            profile=suite.profile.name)
     if runstate.is_finished(out, settings):
         return
     stored = runstate.read_config(out)

@@ -21,14 +21,15 @@ import pandas as pd
 
 from benchmark.data.prepare import prepare_if_missing
 from benchmark.engine.run import environment, train
-from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import write_json
+from benchmark.layout import REGRESSION_REFERENCE
 from benchmark.metrics import per_user_metrics
 from benchmark.profiles import Profile
-from benchmark.registry import get_model, list_models
+from benchmark.registry import list_models
+from benchmark.runconfig import resolve, train_budget
 
-REFERENCE = Path("results/regression/reference.json")
+REFERENCE = REGRESSION_REFERENCE
 DATASET = "OR-sample"
 ENCODER = "minilm"
 SEED = 2020
@@ -50,10 +51,10 @@ class GateResult:
 
 def measure(model: str, profile: Profile, *, data_root: Path, device: str = "cpu") -> dict[str, float]:
     """Test metrics of one short fixed-seed run (full precision, from the per-user ranks)."""
-    entry = get_model(model)
+    run = resolve(model, profile=profile, budget=train_budget(profile, seed=SEED))
     with tempfile.TemporaryDirectory() as tmp:
-        train(model, DATASET, data_root=data_root, out=Path(tmp), encoder=ENCODER if entry.needs_text else None, device=device,
-              overrides=profile.model_overrides(entry), train_config=profile.train_config(TrainConfig(seed=SEED)), progress=False)
+        train(model, DATASET, data_root=data_root, out=Path(tmp), encoder=ENCODER if run.entry.needs_text else None,
+              device=device, overrides=run.overrides, train_config=run.train_config, progress=False)
         per_user = per_user_metrics(np.load(Path(tmp) / "test_ranks.npy", allow_pickle=False))
     return {metric: float(per_user[metric].mean()) for metric in METRICS}
 

@@ -44,12 +44,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from benchmark.data.prepare import processed_dir
 from benchmark.engine.run import train
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import clean_orphans, file_digest, pid_alive, write_json
+from benchmark.layout import RESULTS, best_params_path, processed_dir, tuning_db
 from benchmark.registry import ModelEntry, SearchParam, get_model
 from benchmark.studylock import study_lock
 
@@ -75,7 +75,7 @@ class TuneSpec:
     device: str | None = None
     data_root: Path = Path("data")
     runs_root: Path = Path("runs/tune")
-    results_root: Path = Path("results")
+    results_root: Path = RESULTS
     train_config: TrainConfig = field(default_factory=TrainConfig)
     overrides: dict[str, Any] = field(default_factory=dict)  # fixed model options (e.g. a profile)
     progress: bool = True
@@ -84,7 +84,7 @@ class TuneSpec:
 
 
 def default_storage(results_root: Path, dataset: str, model: str) -> str:
-    path = Path(results_root) / "tuning" / dataset / f"{model}.db"
+    path = tuning_db(results_root, dataset, model)
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
@@ -391,11 +391,6 @@ def _finish(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: 
     return storage.get_trial(trial_id)
 
 
-
-
-def best_params_path(results_root: Path, dataset: str, model: str) -> Path:
-    """Where a study's best parameters are exported (`tedbench train --params`, the pipeline)."""
-    return Path(results_root) / "best_params" / dataset / f"{model}.json"
 
 
 def is_exported(spec: TuneSpec) -> bool:

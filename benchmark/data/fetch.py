@@ -23,11 +23,6 @@ from benchmark.faults import pause_point
 from benchmark.fsutil import atomic_path, clean_orphans, file_digest
 
 MIRROR_ENV = "TEDBENCH_MIRROR"
-RAW_ENV = "TEDBENCH_RAW"
-
-
-def default_raw_root() -> Path:
-    return Path(os.environ.get(RAW_ENV, "datasets"))
 
 
 def default_mirror() -> Path | None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmark import __version__
+from benchmark import __version__, layout
 from benchmark.data import readers
 from benchmark.data.fetch import report_unpinned, resolve
 from benchmark.data.process import build_sequences
-from benchmark.data.publish import processed_dir, publish_sequences, target_dir
+from benchmark.data.publish import publish_sequences, target_dir
 from benchmark.data.raw import RawInteractions
 from benchmark.data.sources import SOURCES, get_source
 from benchmark.data.store import paper_counts
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import clean_orphans, file_digest, safe_name
 
-__all__ = ["import_recbole", "prepare", "prepare_if_missing", "processed_dir"]
+__all__ = ["import_recbole", "prepare", "prepare_if_missing"]
 
 # Bumped whenever processing changes what a prepared folder contains.
 PROCESSING_VERSION = 2  # v2: item attributes (ml-1m genres, Amazon categories)
@@ -46,9 +46,9 @@ def _write(raw: RawInteractions, out: Path, manifest: dict[str, Any], *, k: int,
     return paper_counts(seqs)
 
 
-def prepare_if_missing(name: str, *, data_root: Path, mirror: Path | None = None, raw_root: Path = Path("datasets")) -> None:
+def prepare_if_missing(name: str, *, data_root: Path, mirror: Path | None = None, raw_root: Path | None = None) -> None:
     """Prepare `name` with the default settings unless it is already prepared (never downloads)."""
-    if not (processed_dir(data_root, name) / "manifest.json").exists():
+    if not (layout.processed_dir(data_root, name) / "manifest.json").exists():
         prepare(name, data_root=data_root, mirror=mirror, raw_root=raw_root, download=False)
 
 
@@ -57,7 +57,7 @@ def prepare(
     *,
     data_root: Path,
     mirror: Path | None,
-    raw_root: Path = Path("datasets"),
+    raw_root: Path | None = None,
     form: str | None = None,
     k: int = 5,
     tie_order: str = "random",
@@ -73,9 +73,9 @@ def prepare(
     source = get_source(name)
     check_k_core(k)
     out = target_dir(data_root, name)
-    clean_orphans(Path(raw_root) / name)
+    clean_orphans(layout.raw_root(raw_root) / name)
     chosen, paths, digests = resolve(
-        source, mirror, Path(raw_root) / name, form=form, download=download, allow_unpinned=allow_unpinned
+        source, mirror, layout.raw_root(raw_root) / name, form=form, download=download, allow_unpinned=allow_unpinned
     )
     raw = chosen.read(paths)
     manifest = {

@@ -16,19 +16,11 @@ from benchmark.data.process import Sequences
 from benchmark.data.store import write_sequences
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
-from benchmark.fsutil import atomic_dir, clean_orphans, safe_name
+from benchmark.fsutil import atomic_dir, clean_orphans
+from benchmark.layout import processed_dir, processed_root
 
 #: Manifest keys derived from the others; named in a difference only when nothing else differs.
 DERIVED_KEYS = ("counts", "notes", "partial", "text_coverage")
-
-
-def processed_root(data_root: Path) -> Path:
-    return Path(data_root) / "processed"
-
-
-def processed_dir(data_root: Path, name: str) -> Path:
-    """`<data_root>/processed/<name>`, for a dataset name that is a safe slug."""
-    return processed_root(data_root) / safe_name(name, "dataset name")
 
 
 def target_dir(data_root: Path, name: str) -> Path:

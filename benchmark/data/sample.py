@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from benchmark import layout
 from benchmark.data.fetch import resolve
 from benchmark.data.readers._common import decode_text, line_error, read_bytes
 from benchmark.data.readers.online_retail import COLUMNS, check_csv_header
@@ -113,7 +114,7 @@ def build_sample(
     seed: int,
     out: Path,
     mirror: Path | None,
-    raw_root: Path = Path("datasets"),
+    raw_root: Path | None = None,
     items: int | None = None,
 ) -> dict[str, Any]:
     """Write a seeded invoice (and stock-code) sample of `dataset`'s CSV to `out` (.csv.gz)."""
@@ -129,7 +130,7 @@ def build_sample(
     if not out.name.endswith(".csv.gz"):
         raise TedbenchError(f"{out}: the sample is a gzip-compressed CSV; give a path ending in .csv.gz")
     source = get_source(dataset)
-    form, paths, digests = resolve(source, mirror, Path(raw_root) / dataset, form=SAMPLE_FORMS[dataset], download=False)
+    form, paths, digests = resolve(source, mirror, layout.raw_root(raw_root) / dataset, form=SAMPLE_FORMS[dataset], download=False)
     if paths[0].resolve() == out.resolve():
         raise TedbenchError(f"{out}: is the file being sampled; write the sample elsewhere")
     payload, counts = sample_csv(read_bytes(paths[0]), invoices, seed, items, paths[0])

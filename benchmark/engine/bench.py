@@ -14,20 +14,18 @@ import resource
 import statistics
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmark.engine.opprofile import markdown, top_operators
-from benchmark.engine.run import environment, load_dataset, pick_device
-from benchmark.engine.trainer import TrainConfig, Trainer, seed_everything
+from benchmark.engine.run import ResolvedRun, environment, load_dataset, pick_device
+from benchmark.engine.trainer import Trainer, seed_everything
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import write_text
-from benchmark.profiles import Profile
-from benchmark.registry import get_model
-from benchmark.report.tables import paper_data
+from benchmark.layout import BENCH_DIR
+from benchmark.paper import paper_data
 
 WARMUP_STEPS = 2
 EVAL_REPEATS = 3
@@ -64,13 +62,13 @@ def authors_epoch_seconds() -> dict[tuple[str, str], float]:
 class _Timed:
     """One model's trainer and the seconds measured for it so far."""
 
-    def __init__(self, name: str, dataset: str, data_root: Path, encoder: str | None, device: torch.device, overrides: dict[str, Any] | None, profile: Profile | None, train_config: TrainConfig, out: Path):
-        self.entry = get_model(name)
-        config = self.entry.config(profile.model_overrides(self.entry, overrides) if profile else overrides)
-        self.train_config = replace(train_config, learning_rate=float(config["learning_rate"]))
-        self.splits, info, self.provenance = load_dataset(data_root, dataset, encoder, needs_text=self.entry.needs_text, device=str(device), users=train_config.user_subsample)
+    def __init__(self, run: ResolvedRun, dataset: str, data_root: Path, encoder: str | None, device: torch.device,
+                 out: Path):
+        self.entry, self.train_config = run.entry, run.train_config
+        self.splits, info, self.provenance = load_dataset(data_root, dataset, encoder, needs_text=self.entry.needs_text,
+                                                          device=str(device), users=self.train_config.user_subsample)
         seed_everything(self.train_config.seed)
-        self.model = self.entry.cls(config, info)
+        self.model = self.entry.cls(run.model_config, info)
         self.trainer = Trainer(self.model, self.splits, self.train_config, out, device, progress=False)
         self.order = torch.randperm(len(self.trainer.splits.train), generator=torch.Generator().manual_seed(self.train_config.seed)).to(device)
         self.device = device
@@ -104,7 +102,7 @@ class _Timed:
 
 
 def bench(
-    model_names: list[str],
+    runs: list[ResolvedRun],
     dataset: str,
     *,
     data_root: Path,
@@ -112,26 +110,23 @@ def bench(
     device: str | None = None,
     steps: int = 5,
     rounds: int = 1,
-    overrides: dict[str, Any] | None = None,
-    profile: Profile | None = None,
-    train_config: TrainConfig | None = None,
-    results_dir: Path | None = Path("results/bench"),
+    results_dir: Path | None = BENCH_DIR,
     profile_ops: Path | None = None,
+    setting: str = "the models' own sizes",
 ) -> list[dict[str, Any]]:
     """Median seconds per training step (over `rounds` x `steps` timed steps) and per full-sort eval.
 
-    `ratio_to_first` is each model's epoch time over the first model's, measured in the same rounds.
-    A `profile` adds its size options to every model that has them (its budget is in `train_config`).
-    `profile_ops`: a markdown file to which a section with each model's top operators (torch.profiler over
-    one more training step) is appended.
+    `runs`: each model's resolved settings (`benchmark.runconfig.resolve`). `ratio_to_first` is each model's
+    epoch time over the first model's, measured in the same rounds. `profile_ops`: a markdown file to which a
+    section with each model's top operators (torch.profiler over one more training step) is appended, titled
+    with `setting` (the sizes and options used).
     """
-    if not model_names:
+    if not runs:
         raise TedbenchError("bench: no model given")
     torch_device = pick_device(device)
-    train_config = train_config or TrainConfig()
     authors = authors_epoch_seconds()
     with tempfile.TemporaryDirectory() as tmp:
-        timed = [_Timed(name, dataset, data_root, encoder, torch_device, overrides, profile, train_config, Path(tmp) / name) for name in model_names]
+        timed = [_Timed(run, dataset, data_root, encoder, torch_device, Path(tmp) / run.entry.name) for run in runs]
         for item in timed:
             item.steps(WARMUP_STEPS, record=False)
         for _ in range(rounds):
@@ -142,7 +137,7 @@ def bench(
                 item.evaluate()
         rows = [_row(item, dataset, torch_device, steps, rounds, authors) for item in timed]
         if profile_ops is not None:
-            _append_profile(Path(profile_ops), timed, dataset, overrides, profile, train_config)
+            _append_profile(Path(profile_ops), timed, dataset, setting)
     for row in rows:
         row["ratio_to_first"] = round(row["epoch_seconds"] / rows[0]["epoch_seconds"], 3)
         if results_dir is not None:
@@ -180,12 +175,11 @@ def _row(item: _Timed, dataset: str, device: torch.device, steps: int, rounds: i
     }
 
 
-def _append_profile(path: Path, timed: list[_Timed], dataset: str, overrides: dict[str, Any] | None,
-                    profile: Profile | None, train_config: TrainConfig) -> None:
+def _append_profile(path: Path, timed: list[_Timed], dataset: str, setting: str) -> None:
     per_model = {item.entry.name: top_operators(lambda item=item: item.steps(1, record=False)) for item in timed}
     env = environment()
-    sizes = f"profile {profile.name}" if profile else "the models' own sizes"
-    title = f"{dataset}, {sizes}, overrides {overrides or {{}}}, batch {train_config.batch_size}, amp {train_config.amp}"
+    budget = timed[0].train_config
+    title = f"{dataset}, {setting}, batch {budget.batch_size}, amp {budget.amp}"
     note = (f"torch {env.get('torch')}, {torch.get_num_threads()} thread(s), {env.get('cpu', '')}; "
             "self CPU time of one training step (forward, backward, Adam) after the timed rounds.")
     previous = path.read_text() if path.exists() else "# Top operators of one CPU training step per model\n\n"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import platform
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmark import __version__
-from benchmark.data.prepare import processed_dir
 from benchmark.data.process import user_subsample
 from benchmark.data.splits import Splits, build_splits
 from benchmark.data.store import load_manifest, load_sequences
@@ -20,6 +19,7 @@ from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import write_json
+from benchmark.layout import embeddings_dir, processed_dir
 from benchmark.model import DatasetInfo
 from benchmark.registry import ModelEntry, get_model
 from benchmark.text.embed import embed_texts
@@ -67,7 +67,7 @@ def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_te
     text = None
     if needs_text:
         encoder = encoder or DEFAULT_ENCODER
-        result = embed_texts(seqs.item_text, encoder, cache_dir=Path(data_root) / "embeddings" / dataset, device=device)
+        result = embed_texts(seqs.item_text, encoder, cache_dir=embeddings_dir(data_root, dataset), device=device)
         text = torch.from_numpy(result.matrix)
         provenance.update(encoder=encoder, embedding_key=result.key)
     index, attributes = seqs.attribute_index(), None
@@ -87,6 +87,16 @@ def environment() -> dict[str, Any]:
     else:
         info["cpu"] = platform.processor() or platform.machine()
     return info
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A run's settings (`benchmark.runconfig.resolve`): options above the defaults, full model config, budget."""
+
+    entry: ModelEntry
+    overrides: dict[str, Any]
+    model_config: dict[str, Any]
+    train_config: TrainConfig
 
 
 def resolve_configs(entry: ModelEntry, overrides: dict[str, Any] | None, train_config: TrainConfig) -> tuple[dict[str, Any], TrainConfig]:

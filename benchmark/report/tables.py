@@ -14,10 +14,10 @@ import pandas as pd
 
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import write_text
+from benchmark.paper import paper_data
 from benchmark.report.runs import Cell, RunIndex, describe_profile
 from benchmark.report.stats import ALPHA, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, PairedTest, holm, paired_test
 
-PAPER_DIR = Path(__file__).with_name("paper")
 OURS = "TedRec"
 BASELINES = ("SASRec", "FMLP-Rec", "FEARec", "SASRecF", "FDSA", "S3-Rec", "DIF-SR", "UniSRec", "DLFS-Rec", "SMLP4Rec")
 PLUGIN_BACKBONES = ("UniSRec", "DLFS-Rec", "SASRecF", "DIF-SR")
@@ -72,11 +72,6 @@ def metric_label(metric: str) -> str:
     """'recall@10' -> 'R@10', 'ndcg@20' -> 'N@20'."""
     name, k = metric.split("@")
     return f"{name[0].upper()}@{k}"
-
-
-def paper_data(name: str) -> pd.DataFrame:
-    """A transcription of the paper in benchmark/report/paper/<name>.csv."""
-    return pd.read_csv(PAPER_DIR / f"{name}.csv", keep_default_na=False, na_values=[""])
 
 
 def render(table: Table, fmt: str) -> str:
