@@ -283,7 +283,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from benchmark.report.build import build_report
 
-    summary = build_report(Path(args.runs), _data_root(args), Path(args.out), tag=args.tag, encoder=args.encoder,
+    summary = build_report(Path(args.runs), Path(args.out), tag=args.tag, encoder=args.encoder,
                            allow_mixed=args.allow_mixed)
     table = layout.table_path(Path(args.out), "table3")
     if table.exists():
@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace-period", type=argtypes.positive_int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued")
     p.set_defaults(func=cmd_tune)
 
-    p = common(sub.add_parser("report", help="paper-style tables, significance tests and figures from stored runs"))
+    p = sub.add_parser("report", help="paper-style tables, significance tests and figures from stored runs (nothing else)")
     p.add_argument("--runs", default="results/runs", help="folder of training runs (searched recursively for config.json)")
     p.add_argument("--out", default=str(layout.RESULTS), help="writes OUT/tables, OUT/figures, OUT/metrics.json")
     p.add_argument("--tag", help="report the runs with this tag (default: untagged runs)")

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from benchmark.data.splits import Rows, Splits
 
 LENGTH_GROUPS = 8  # row groups of `encode_by_length`
+# Every input sequence is exactly this long (the paper's and RecBole's MAX_ITEM_LIST_LENGTH); TedRec's
+# per-position modulation has parameters of this length, so it is part of the protocol, not a knob.
+MAX_LEN = 50
 
 
 @dataclass
@@ -25,14 +28,14 @@ class DatasetInfo:
     """What a model may know about the data.
 
     n_items:    number of item ids including the padding id 0 (RecBole's n_items).
-    max_len:    padded sequence length (50 in the paper; inputs are always exactly this long).
+    max_len:    padded sequence length (`MAX_LEN` in every run; inputs are always exactly this long).
     item_text:  frozen item-text matrix [n_items, dim], row 0 zeros; None for ID-only runs.
     item_attributes: categorical attributes [n_items, k] int64 (ids 1..n_attributes, 0 = none), or None
                 when the dataset has none (DIF-SR's attribute-prediction labels).
     """
 
     n_items: int
-    max_len: int = 50
+    max_len: int = MAX_LEN
     item_text: torch.Tensor | None = None
     item_attributes: torch.Tensor | None = None
 

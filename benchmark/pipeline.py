@@ -112,7 +112,7 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
     seconds["train"] = time.monotonic() - started
 
     started = time.monotonic()
-    summary = build_report(runs_root, data_root, results_root)
+    summary = build_report(runs_root, results_root)
     seconds["report"] = time.monotonic() - started
     return {**summary, "suite": suite.name, "profile": profile.name, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 

@@ -12,10 +12,10 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
 
 
-def test_report_rebuilds_the_committed_tables(prepared_root: Path, tmp_path: Path) -> None:
+def test_report_rebuilds_the_committed_tables(tmp_path: Path) -> None:
     if not (RESULTS / "runs").is_dir():
         pytest.fail("results/runs is missing: the reduced-budget runs must be committed")
-    build_report(RESULTS / "runs", prepared_root, tmp_path)
+    build_report(RESULTS / "runs", tmp_path)
     committed = sorted(p.relative_to(RESULTS) for p in (RESULTS / "tables").iterdir())
     rebuilt = sorted(p.relative_to(tmp_path) for p in (tmp_path / "tables").iterdir())
     assert rebuilt == committed

@@ -22,10 +22,6 @@ from benchmark.data.prepare import import_recbole
 from benchmark.data.readers.online_retail import COLUMNS
 from tests.faultkit import kill_at, orphans, run_cli
 
-#: Fields of the embedding metadata that record the machine's timing, not the result.
-TIMING_FIELDS = ("elapsed_s",)
-
-
 @pytest.fixture(autouse=True)
 def no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing found through the environment: every folder is named on the command line."""
@@ -53,15 +49,12 @@ def write_atomic(folder: Path, users: int = 30, per_user: int = 6, items: int = 
 # --- comparing data roots -----------------------------------------------------------------------
 
 def tree(root: Path) -> dict[str, bytes | None]:
-    """Every path under `root` -> its bytes (None for a folder); embedding metadata without timing fields."""
+    """Every path under `root` -> its bytes (None for a folder)."""
     result: dict[str, bytes | None] = {}
     for path in sorted(Path(root).rglob("*")):
         key = path.relative_to(root).as_posix()
         if path.is_dir():
             result[key] = None
-        elif path.suffix == ".json" and "embeddings" in path.parts:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            result[key] = json.dumps({k: v for k, v in payload.items() if k not in TIMING_FIELDS}, sort_keys=True).encode()
         else:
             result[key] = path.read_bytes()
     return result

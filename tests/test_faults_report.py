@@ -29,7 +29,6 @@ COMMITTED = Path(__file__).resolve().parents[1] / "results" / "runs"
 SUBSET = ("ml-1m/SASRec", "ml-1m/UniSRec", "ml-1m/TedRec", "ml-1m/TedRec@wo-AG", "OR/SASRec", "OR/TedRec")
 OUTPUTS = ("tables", "figures", "metrics.json")
 SASREC = "ml-1m/SASRec/seed2020"  # the run the bad-input rows corrupt
-NO_DATA = Path("no-such-data-root")  # Fig. 5 then names the missing offsets.npy, a path equal in every report
 
 
 def copy_runs(root: Path, folders: tuple[str, ...] = SUBSET) -> Path:
@@ -46,7 +45,7 @@ def digests(out: Path) -> dict[str, str]:
 
 
 def report_args(runs: Path, out: Path, *extra: str) -> list[str]:
-    return ["report", "--runs", str(runs), "--out", str(out), "--data-root", str(NO_DATA), *extra]
+    return ["report", "--runs", str(runs), "--out", str(out), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +53,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pat
     """The runs, an uninterrupted report of them, and an older report (fewer runs) to publish over."""
     root = tmp_path_factory.mktemp("reference")
     runs = copy_runs(root / "runs")
-    build_report(runs, NO_DATA, root / "out")
+    build_report(runs, root / "out")
     older = copy_runs(root / "older-runs", SUBSET[:2])
-    build_report(older, NO_DATA, root / "previous")
+    build_report(older, root / "previous")
     return runs, root / "out", root / "previous", digests(root / "out")
 
 

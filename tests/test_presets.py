@@ -13,7 +13,7 @@ from benchmark.registry import DEFAULT_PRESET, PRESET, create_model, get_model, 
 from benchmark.tune import TuneSpec, _space_grid, search_space
 from tests.modelkit import text_matrix
 
-BASELINES = ("SASRec", "FMLP-Rec", "FEARec", "SASRecF", "FDSA", "S3-Rec", "DIF-SR", "UniSRec", "DLFS-Rec", "SMLP4Rec")
+BASELINES = [name for name in list_models() if name != "TedRec" and "+" not in name]  # TedRec, plug-ins aside
 WITH_PRESETS = [name for name in list_models() if get_model(name).presets]
 # "owner/repo@commit path/file.ext:line[,line|-line]" (a paper section would read "§...")
 CITATION = re.compile(r"^[\w.-]+/[\w.-]+@[\w.]+ [\w./-]+\.\w+:\d+([,-]\d+)*( .*)?$|§")

@@ -27,7 +27,8 @@ USERS = {"ml-1m": 500, "OR": 400}
 MODELS = {"SASRec": (None, 0), "FEARec": (None, -1), "UniSRec": ("minilm", -2), "TedRec": ("minilm", -9), "UniSRec+TedRec": ("minilm", -6)}
 
 
-def make_run(root: Path, dataset: str, model: str, seed: int, ranks: np.ndarray, *, encoder: str | None = None, tag: str | None = None, epochs: int = 5) -> Path:
+def make_run(root: Path, dataset: str, model: str, seed: int, ranks: np.ndarray, *, history: np.ndarray,
+             encoder: str | None = None, tag: str | None = None, epochs: int = 5) -> Path:
     folder = root / dataset / model / (encoder or "id") / (tag or "main").replace("/", "-") / f"seed{seed}"
     folder.mkdir(parents=True)
     config = {"model": model, "dataset": dataset, "tag": tag, "model_config": {}, "device": "cpu", "environment": {"cpu": "x86_64"}, "trainable_parameters": 1,
@@ -36,6 +37,7 @@ def make_run(root: Path, dataset: str, model: str, seed: int, ranks: np.ndarray,
         config["encoder"] = encoder
     (folder / "config.json").write_text(json.dumps(config))
     np.save(folder / "valid_ranks.npy", np.asarray(ranks, dtype=np.int32))
+    (folder / runstate.USERS).write_text("user\ttrain_history\n" + "".join(f"u{i}\t{n}\n" for i, n in enumerate(history)))
     set_test_ranks(folder, ranks)
     seconds = 10.0 + len(model) + seed
     log = [{"epoch": -1, "stage": "pretrain", "train_seconds": 999.0}] + [{"epoch": e, "train_seconds": seconds, "eval_seconds": 1.0, "loss": 1.0, "valid": {}} for e in range(3)]
@@ -53,30 +55,30 @@ def set_test_ranks(folder: Path, ranks: np.ndarray) -> None:
     runstate.mark_done(folder, runstate.settings_of(json.loads((folder / "config.json").read_text())))
 
 
-def make_workspace(root: Path) -> tuple[Path, Path]:
-    """Two datasets, five models (two seeds; TedRec on OR one seed), ablations, a second encoder, offsets."""
-    runs, data = root / "runs", root / "data"
+def make_workspace(root: Path) -> Path:
+    """Two datasets, five models (two seeds; TedRec on OR one seed), ablations, a second encoder."""
+    runs = root / "runs"
     rng = np.random.default_rng(0)
     for dataset, n in USERS.items():
         difficulty = rng.integers(1, 40, n)
-        offsets = np.concatenate([[0], np.cumsum(rng.integers(5, 120, n))]).astype(np.int64)
-        (data / "processed" / dataset).mkdir(parents=True)
-        np.save(data / "processed" / dataset / "offsets.npy", offsets)
+        history = rng.integers(3, 118, n)
         for model, (encoder, shift) in MODELS.items():
             for seed in (1,) if (dataset, model) == ("OR", "TedRec") else (1, 2):
-                make_run(runs, dataset, model, seed, np.maximum(1, difficulty + shift + rng.integers(-3, 4, n)), encoder=encoder)
+                make_run(runs, dataset, model, seed, np.maximum(1, difficulty + shift + rng.integers(-3, 4, n)),
+                         history=history, encoder=encoder)
         for tag, shift in (("wo-TF", -4), ("wo-MM", -7)):
-            make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty + shift), encoder="minilm", tag=tag)
-        make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty - 3), encoder="random")
-    return runs, data
+            make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty + shift), history=history, encoder="minilm",
+                     tag=tag)
+        make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty - 3), history=history, encoder="random")
+    return runs
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, dict]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     """The synthetic workspace and its report, built once for the read-only tests."""
-    runs, data = make_workspace(tmp_path_factory.mktemp("workspace"))
+    runs = make_workspace(tmp_path_factory.mktemp("workspace"))
     out = tmp_path_factory.mktemp("report")
-    return runs, data, out, build_report(runs, data, out)
+    return runs, out, build_report(runs, out)
 
 
 def md_rows(path: Path) -> list[list[str]]:
@@ -95,19 +97,19 @@ def seed_vector(runs: Path, dataset: str, model: str, encoder: str | None, seeds
 
 
 def test_report_rebuilds_byte_identical(built):
-    runs, data, out, summary = built
+    runs, out, summary = built
     assert summary["encoder"] == "minilm" and summary["runs"] == 2 * 2 * len(MODELS) - 1 + 2 * 3
     first = digests(out)
     for name in ("table3", "table3_tests", "table3_vs_paper", "table4", "table4_tests", "table4_vs_paper", "table5", "table5_vs_paper", "timings"):
         assert {f"tables/{name}.{ext}" for ext in ("md", "tex", "csv")} <= set(first)
     for name in ("fig3_ablation", "fig4_efficiency", "fig5_user_groups"):
         assert {f"figures/{name}.png", f"figures/{name}.svg"} <= set(first)
-    assert build_report(runs, data, out) == summary
+    assert build_report(runs, out) == summary
     assert digests(out) == first
 
 
 def test_headline_metrics_and_caption(built):
-    runs, _, out, _ = built
+    runs, out, _ = built
     headline = json.loads((out / "metrics.json").read_text())
     assert headline["ml-1m"]["best_baseline_model"] == {"recall@10": "UniSRec", "ndcg@10": "UniSRec"}
     assert headline["ml-1m"]["TedRec"]["recall@10"] == pytest.approx(seed_vector(runs, "ml-1m", "TedRec", "minilm", (1, 2), "recall@10").mean(), abs=1e-6)
@@ -145,7 +147,7 @@ def test_star_follows_tedrecs_advantage(tmp_path):
 
 
 def test_pvalues_equal_scipy_on_the_same_vectors(built):
-    runs, _, out, _ = built
+    runs, out, _ = built
     result = pd.read_csv(out / "tables" / "table3_tests.csv")
     assert len(result) == 8
     for row in result.itertuples():
@@ -181,7 +183,7 @@ def test_bootstrap_ci_agrees_with_scipy():
 
 
 def test_missing_cells_render_as_dash(built):
-    out = built[2] / "tables"
+    out = built[1] / "tables"
     rows = md_rows(out / "table3.md")
     header = [cell.strip() for cell in (out / "table3.md").read_text().splitlines()[0].strip("|").split("|")]
     assert len(rows) == 20 and all(set(row[2:]) == {"–"} for row in rows if row[0] in ("Office", "Food", "Movies"))
@@ -193,8 +195,8 @@ def test_missing_cells_render_as_dash(built):
 
 def test_paper_vs_ours_delta_hand_made(tmp_path):
     runs = tmp_path / "runs"
-    make_run(runs, "ml-1m", "SASRec", 1, [1, 5, 20, 30])  # recall@10 = 0.5
-    make_run(runs, "ml-1m", "SASRec", 2, [1, 50, 20, 30])  # recall@10 = 0.25
+    make_run(runs, "ml-1m", "SASRec", 1, [1, 5, 20, 30], history=np.array([3, 4, 5, 6]))  # recall@10 = 0.5
+    make_run(runs, "ml-1m", "SASRec", 2, [1, 50, 20, 30], history=np.array([3, 4, 5, 6]))  # recall@10 = 0.25
     versus = table3(RunIndex.load(runs), encoder=None, tag=None)[2]
     data = versus.data.set_index(["dataset", "metric", "model"])
     row = data.loc[("ml-1m", "recall@10", "SASRec")]
@@ -209,16 +211,16 @@ def test_paper_vs_ours_delta_hand_made(tmp_path):
 
 
 def test_figures_are_valid_and_say_what_is_missing(built, tmp_path):
-    runs, data, out, _ = built
+    runs, out, _ = built
     for name in ("fig3_ablation", "fig4_efficiency", "fig5_user_groups"):
         assert (out / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert ET.parse(out / "figures" / f"{name}.svg").getroot().tag == "{http://www.w3.org/2000/svg}svg"
-    fig = fig5_user_groups(RunIndex.load(runs), tmp_path / "nowhere", encoder="minilm", tag=None)
-    assert [ax.get_title().split(":")[0] for ax in fig.axes] == list(USERS) and all("offsets.npy" in ax.get_title() for ax in fig.axes)
+    fig = fig5_user_groups(RunIndex.load(runs), encoder="minilm", tag=None)
+    assert [ax.get_title() for ax in fig.axes] == list(USERS)
     with pytest.raises(TedbenchError, match="no such folder"):
-        build_report(tmp_path / "no-runs", data, tmp_path / "empty")
+        build_report(tmp_path / "no-runs", tmp_path / "empty")
     (tmp_path / "no-runs").mkdir()
-    empty = build_report(tmp_path / "no-runs", data, tmp_path / "empty")
+    empty = build_report(tmp_path / "no-runs", tmp_path / "empty")
     assert empty["runs"] == 0 and all(Path(p).exists() for p in empty["files"])
     assert set(json.loads((tmp_path / "empty" / "metrics.json").read_text())) == set()
 

@@ -203,3 +203,15 @@ def test_missing_hub_model_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
         _embed(["x"], "bert-cls", tmp_path / "cache")
     message = str(caught.value)
     assert "\n" not in message and "bert-base-uncased" in message and f"HF_HOME={home}" in message
+
+
+def test_embedding_files_are_byte_identical_across_runs(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """The cache files are stage outputs (dvc.yaml's embed): nothing in them may depend on when or where."""
+    texts = ["red mug", "blue mug with a handle", ""]
+    written = []
+    for attempt in ("a", "b"):
+        result = embed_texts(texts, "bert-cls", cache_dir=tmp_path / attempt, device="cpu",
+                             model_path_override=tiny["bert"])
+        written.append({p.relative_to(tmp_path / attempt): p.read_bytes() for p in (tmp_path / attempt).rglob("*.*")})
+        assert not result.cache_hit
+    assert written[0] == written[1] and len(written[0]) == 2

@@ -11,34 +11,25 @@ import pytest
 import torch
 
 from benchmark.model import Batch
+from benchmark.registry import get_model, list_models
 from tests.modelkit import SMALL, adam_losses, fit_one_epoch, right_padded, small_model, small_splits, training_batch
 
 TEXT_FUSION = ("SASRecF", "FDSA", "DIF-SR", "SMLP4Rec")
-LOW_DROPOUT = {"hidden_dropout_prob": 0.1, "attn_dropout_prob": 0.1}
-# the dropout of the Adam runs; each model is built (seed 0) at its SMALL size for splits of its SMALL max_len
-ADAM = {
-    "DLFS-Rec": {"hidden_dropout_prob": 0.1},
-    "UniSRec": LOW_DROPOUT,
-    "FMLP-Rec": {"hidden_dropout_prob": 0.1},
-    "FEARec": LOW_DROPOUT,
-    "SASRecF": LOW_DROPOUT,
-    "FDSA": LOW_DROPOUT,
-    "DIF-SR": LOW_DROPOUT,
-    "SMLP4Rec": {"hidden_dropout_prob": 0.1},
-    "UniSRec+TedRec": LOW_DROPOUT,
-    "DLFS-Rec+TedRec": {"hidden_dropout_prob": 0.1},
-    "SASRecF+TedRec": LOW_DROPOUT,
-    "DIF-SR+TedRec": LOW_DROPOUT,
-}
+MODELS = list_models()
 ADAM_ROWS = {"FEARec": 128}  # default 256
 ADAM_STEPS = {"SASRecF+TedRec": 40}  # default 20
-EPOCH = {name: {} for name in ADAM} | {"FEARec": {"preset": "us_x"}}  # FEARec with its same-target contrast
+EPOCH = {"FEARec": {"preset": "us_x"}}  # FEARec with its same-target contrast
 
 
-@pytest.mark.parametrize("name", list(ADAM))
+def low_dropout(name: str) -> dict[str, float]:
+    """Dropout 0.1 for the Adam runs (each model at its SMALL size, seed 0, splits of its SMALL max_len)."""
+    return {key: 0.1 for key in ("hidden_dropout_prob", "attn_dropout_prob") if key in get_model(name).defaults}
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_adam_steps_decrease_the_loss(name: str) -> None:
     splits, n_items = small_splits(max_len=SMALL[name].max_len)
-    model = small_model(name, n_items=n_items, seed=0, **ADAM[name])
+    model = small_model(name, n_items=n_items, seed=0, **low_dropout(name))
     losses = adam_losses(model, training_batch(model, splits, ADAM_ROWS.get(name, 256)), steps=ADAM_STEPS.get(name, 20))
     assert losses[-1] < 0.8 * losses[0]
     assert all(buffer.grad is None for buffer in model.buffers())  # the frozen text stays frozen
@@ -46,10 +37,10 @@ def test_adam_steps_decrease_the_loss(name: str) -> None:
         assert losses[0] == pytest.approx(math.log(n_items), abs=0.3)
 
 
-@pytest.mark.parametrize("name", list(EPOCH))
+@pytest.mark.parametrize("name", MODELS)
 def test_one_trainer_epoch(name: str, tmp_path) -> None:
     splits, n_items = small_splits(max_len=SMALL[name].max_len)
-    model = small_model(name, n_items=n_items, seed=0, **EPOCH[name])
+    model = small_model(name, n_items=n_items, seed=0, **EPOCH.get(name, {}))
     metrics = fit_one_epoch(model, splits, tmp_path)
     assert metrics["users"] == 60 and metrics["best_epoch"] == 0
     assert 0 <= metrics["test"]["ndcg@10"] <= 1

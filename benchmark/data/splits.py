@@ -42,9 +42,15 @@ class Splits:
     valid: Rows
     test: Rows
     max_len: int
+    user_tokens: tuple[str, ...] = ()  # source user id of each user, in the order of valid/test rows
 
     def to(self, device: torch.device | str) -> "Splits":
-        return Splits(self.items.to(device), self.train.to(device), self.valid.to(device), self.test.to(device), self.max_len)
+        return Splits(self.items.to(device), self.train.to(device), self.valid.to(device), self.test.to(device),
+                      self.max_len, self.user_tokens)
+
+    def history_lengths(self) -> np.ndarray:
+        """Each user's number of training interactions (the valid row's full input length, before truncation)."""
+        return (self.valid.target_pos - self.valid.user_start).cpu().numpy()
 
     def batch(self, rows: Rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(seq [B, max_len] right-padded, length [B], target [B]) for `rows`."""
@@ -56,7 +62,7 @@ class Splits:
         return seq, length, self.items[rows.target_pos]
 
 
-def build_splits(seqs: Sequences, max_len: int = 50) -> Splits:
+def build_splits(seqs: Sequences, max_len: int) -> Splits:
     starts = seqs.offsets[:-1]
     lengths = seqs.lengths()
     if (lengths < 3).any():
@@ -68,4 +74,4 @@ def build_splits(seqs: Sequences, max_len: int = 50) -> Splits:
     train = Rows(torch.from_numpy(starts[train_user] + 1 + within), torch.from_numpy(starts[train_user]))
     valid = Rows(torch.from_numpy(starts + lengths - 2), torch.from_numpy(starts.copy()))
     test = Rows(torch.from_numpy(starts + lengths - 1), torch.from_numpy(starts.copy()))
-    return Splits(torch.from_numpy(seqs.items.astype(np.int64)), train, valid, test, max_len)
+    return Splits(torch.from_numpy(seqs.items.astype(np.int64)), train, valid, test, max_len, tuple(seqs.user_tokens))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import platform
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import write_json
 from benchmark.layout import embeddings_dir, processed_dir
-from benchmark.model import DatasetInfo
+from benchmark.model import MAX_LEN, DatasetInfo
 from benchmark.registry import ModelEntry, get_model
 from benchmark.text.embed import embed_texts
 
@@ -56,7 +59,7 @@ def pick_device(name: str | None) -> torch.device:
     return device
 
 
-def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_text: bool, max_len: int = 50, device: str | None = None, users: int | None = None) -> tuple[Splits, DatasetInfo, dict[str, Any]]:
+def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_text: bool, max_len: int = MAX_LEN, device: str | None = None, users: int | None = None) -> tuple[Splits, DatasetInfo, dict[str, Any]]:
     """Splits, model-facing dataset info (with the item-text matrix when needed) and provenance.
 
     `users` keeps a fixed seeded subsample of that many users (`user_subsample`); items are unchanged.
@@ -87,6 +90,36 @@ def environment() -> dict[str, Any]:
     else:
         info["cpu"] = platform.processor() or platform.machine()
     return info
+
+
+def run_environment(device: torch.device) -> dict[str, Any]:
+    """Where and when a run ran (environment.json): git commit and dirty flag of the code, UTC date, host,
+    device, package versions. Kept out of config.json, whose content is the run's result-determining settings."""
+    packages = {name: _version(name) for name in ("torch", "numpy", "pandas", "scipy", "transformers", "optuna")}
+    return {"git": git_state(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": platform.node(), "device": str(device), "python": platform.python_version(),
+            "tedbench": __version__, "packages": packages}
+
+
+def git_state() -> dict[str, Any] | None:
+    """{"commit", "dirty"} of the checkout this code runs from, or None outside a git work tree."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode or status.returncode:
+        return None
+    return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -162,6 +195,7 @@ def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder:
             runstate.clear_attempt(out)
         try:
             write_json(out / runstate.CONFIG, resolved)
+            write_json(out / runstate.ENVIRONMENT, run_environment(torch_device))
             pause_point("train.after_config")
             metrics = trainer.fit(resume=plan == "resume")
             pause_point("train.before_done")

@@ -38,8 +38,10 @@ FAILED = "FAILED.json"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 RANKS = ("valid_ranks.npy", "test_ranks.npy")
-SEALED = (CONFIG, METRICS, *RANKS)  # the files DONE.json's digest covers
-ATTEMPT = (*SEALED, "log.jsonl", DONE, FAILED, "checkpoints")  # everything one attempt writes
+USERS = "users.tsv"  # the users the ranks belong to, in rank order: source id and training-history length
+ENVIRONMENT = "environment.json"  # where and when it ran (git commit, host, date, versions): not a result
+SEALED = (CONFIG, METRICS, *RANKS, USERS)  # the files DONE.json's digest covers
+ATTEMPT = (*SEALED, ENVIRONMENT, "log.jsonl", DONE, FAILED, "checkpoints")  # everything one attempt writes
 # What makes two attempts the same run (config.json's other keys describe where and how it ran).
 SETTINGS_KEYS = ("model", "dataset", "encoder", "tag", "profile", "model_config", "train_config")
 
@@ -112,6 +114,9 @@ def mark_done(folder: Path, settings: dict[str, Any]) -> None:
         recomputed = {k: round(v, 4) for k, v in summarize(ranks).items()}
         if recomputed != metrics[split] or len(ranks) != metrics["users"]:
             raise TedbenchError(f"{folder / METRICS}: {split} metrics do not match {folder / name}")
+    listed = len((folder / USERS).read_text(encoding="utf-8").splitlines()) - 1
+    if listed != metrics["users"]:
+        raise TedbenchError(f"{folder / USERS}: lists {listed} users, the ranks have {metrics['users']}")
     write_json(folder / DONE, {"sha256": _sealed_digests(folder)})
 
 

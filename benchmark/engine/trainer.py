@@ -24,9 +24,10 @@ from tqdm import tqdm
 
 from benchmark.data.splits import Splits
 from benchmark.engine.evaluate import DEFAULT_MEMORY_CAP, full_sort_ranks
+from benchmark.engine.runstate import USERS
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
-from benchmark.fsutil import atomic_path, write_json
+from benchmark.fsutil import atomic_path, write_json, write_text
 from benchmark.metrics import summarize
 from benchmark.model import Batch, SequentialModel
 
@@ -301,6 +302,7 @@ class Trainer:
             with atomic_path(self.out / f"{name}_ranks.npy") as tmp:
                 with open(tmp, "wb") as handle:
                     np.save(handle, ranks)
+        write_users(self.out / USERS, self.splits)
         metrics = {
             "best_epoch": best_state["epoch"],
             "valid": {k: round(v, 4) for k, v in summarize(valid_ranks).items()},
@@ -311,3 +313,8 @@ class Trainer:
         write_json(self.out / "metrics.json", metrics)
         return metrics
 
+
+def write_users(path: Path, splits: Splits) -> None:
+    """`users.tsv`: one line per user in the order of the rank files, its source id and training-history length."""
+    lines = [f"{token}\t{length}\n" for token, length in zip(splits.user_tokens, splits.history_lengths().tolist())]
+    write_text(path, "user\ttrain_history\n" + "".join(lines))

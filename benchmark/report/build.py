@@ -16,7 +16,7 @@ from benchmark.report.runs import RunIndex
 from benchmark.report.tables import OURS, SHORT_METRICS, table3, table4, table5, timings, write_table
 
 
-def build_report(runs_root: Path, data_root: Path, out: Path, *, tag: str | None = None, encoder: str | None = None,
+def build_report(runs_root: Path, out: Path, *, tag: str | None = None, encoder: str | None = None,
                  allow_mixed: bool = False) -> dict[str, Any]:
     """Write out/tables/*.{md,tex,csv}, out/figures/*.{png,svg} and out/metrics.json; return a summary.
 
@@ -37,7 +37,7 @@ def build_report(runs_root: Path, data_root: Path, out: Path, *, tag: str | None
         tables = [*table3(index, encoder=encoder, tag=tag), *table4(index, encoder=encoder, tag=tag),
                   *table5(index, tag=tag), timings(index, encoder=encoder, tag=tag)]
         written = [path for table in tables for path in write_table(table, staging / "tables")]
-        written += build_figures(index, Path(data_root), staging / "figures", encoder=encoder, tag=tag)
+        written += build_figures(index, staging / "figures", encoder=encoder, tag=tag)
         metrics = headline(tables[0].data)
         write_text(staging / "metrics.json", finite_json(metrics, out / "metrics.json"))
         written.append(staging / "metrics.json")

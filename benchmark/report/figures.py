@@ -6,7 +6,6 @@ Missing inputs never raise: the panel or figure title says what is missing.
 
 from __future__ import annotations
 
-import pickle
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,6 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from benchmark.data.process import user_subsample
-from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_path
 from benchmark.report.runs import Cell, RunIndex, describe_profile
 from benchmark.report.tables import OURS, SHORT_METRICS, main_models, metric_label
@@ -30,13 +27,13 @@ RC = {"svg.hashsalt": "tedbench", "svg.fonttype": "path", "font.size": 8, "axes.
 _SAVE = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 
 
-def build_figures(index: RunIndex, data_root: Path, folder: Path, *, encoder: str | None, tag: str | None) -> list[Path]:
+def build_figures(index: RunIndex, folder: Path, *, encoder: str | None, tag: str | None) -> list[Path]:
     """fig3_ablation, fig4_efficiency and fig5_user_groups, each as .png and .svg."""
     with matplotlib.rc_context(RC):
         figures = {
             "fig3_ablation": fig3_ablation(index, encoder=encoder, tag=tag),
             "fig4_efficiency": fig4_efficiency(index, encoder=encoder, tag=tag),
-            "fig5_user_groups": fig5_user_groups(index, data_root, encoder=encoder, tag=tag),
+            "fig5_user_groups": fig5_user_groups(index, encoder=encoder, tag=tag),
         }
         return [path for name, fig in figures.items() for path in save(fig, folder / name)]
 
@@ -93,7 +90,7 @@ def fig4_efficiency(index: RunIndex, *, encoder: str | None, tag: str | None) ->
     return fig
 
 
-def fig5_user_groups(index: RunIndex, data_root: Path, *, encoder: str | None, tag: str | None) -> Figure:
+def fig5_user_groups(index: RunIndex, *, encoder: str | None, tag: str | None) -> Figure:
     """Users bucketed by training-history length: bars = users, lines = Recall@10 gain over SASRec."""
     models = main_models(index, tag)
     datasets = [d for d in index.datasets() if index.get(d, OURS, encoder, tag) is not None]
@@ -102,31 +99,14 @@ def fig5_user_groups(index: RunIndex, data_root: Path, *, encoder: str | None, t
     for ax, d in zip(axes, datasets):
         text_cells = {m: c for m in models if (c := index.get(d, m, encoder, tag)) is not None and c.key[2] is not None}
         base = index.get(d, "SASRec", encoder, tag)
-        offsets = Path(data_root) / "processed" / d / "offsets.npy"
-        problem = "no SASRec runs" if base is None else None if offsets.exists() else f"missing {offsets}"
-        if problem is None:
-            lengths = np.diff(load_offsets(offsets)) - 2
-            lengths = lengths[user_subsample(len(lengths), base.runs[0].config["train_config"].get("user_subsample"))]
-            problem = None if len(lengths) == base.n_users else f"offsets.npy has {len(lengths):,} users, runs {base.n_users:,}"
-        if problem is not None:
-            ax.set_title(f"{d}: {problem}")
+        if base is None:
+            ax.set_title(f"{d}: no SASRec runs")
             continue
+        lengths = base.runs[0].history_lengths
         used += [base, *text_cells.values()]
         _user_groups(ax, d, lengths, base, text_cells)
     _title(fig, "Fig. 5: test Recall@10 improvement over SASRec by user group", datasets, "no TedRec runs", used)
     return fig
-
-
-def load_offsets(path: Path) -> np.ndarray:
-    """A processed dataset's offsets.npy (1-D, integer, non-decreasing); TedbenchError naming it otherwise."""
-    try:
-        offsets = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise TedbenchError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())})") from None
-    valid = isinstance(offsets, np.ndarray) and offsets.ndim == 1 and np.issubdtype(offsets.dtype, np.integer)
-    if not valid or (np.diff(offsets) < 0).any():
-        raise TedbenchError(f"{path}: expected a 1-D non-decreasing integer array of sequence offsets")
-    return offsets
 
 
 def _user_groups(ax: Axes, dataset: str, lengths: np.ndarray, base: Cell, cells: dict[str, Cell]) -> None:

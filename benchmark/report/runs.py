@@ -99,6 +99,24 @@ class Run:
                                     f"{stored}; the files are from different runs")
 
     @cached_property
+    def history_lengths(self) -> np.ndarray:
+        """Each ranked user's training-history length, from users.tsv (written beside the ranks)."""
+        path = self.path / runstate.USERS
+        lines = read_text(path).splitlines()
+        if not lines or lines[0] != "user\ttrain_history":
+            raise TedbenchError(f"{path}: expected a header line 'user<TAB>train_history'")
+        lengths = []
+        for number, line in enumerate(lines[1:], 2):
+            _, _, value = line.rpartition("\t")
+            if not value.isdigit():
+                raise TedbenchError(f"{path}:{number}: expected '<user><TAB><history length>', got {line!r}")
+            lengths.append(int(value))
+        ranks = len(next(iter(self.per_user.values())))
+        if len(lengths) != ranks:
+            raise TedbenchError(f"{path}: lists {len(lengths):,} users, {self.ranks_file} ranks {ranks:,}")
+        return np.asarray(lengths, dtype=np.int64)
+
+    @cached_property
     def per_user(self) -> dict[str, np.ndarray]:
         """Per-user test metrics from test_ranks.npy (users in the dataset's internal order)."""
         return per_user_metrics(load_ranks(self.ranks_file))

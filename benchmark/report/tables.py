@@ -19,7 +19,6 @@ from benchmark.report.runs import Cell, RunIndex, describe_profile
 from benchmark.report.stats import ALPHA, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, PairedTest, holm, paired_test
 
 OURS = "TedRec"
-BASELINES = ("SASRec", "FMLP-Rec", "FEARec", "SASRecF", "FDSA", "S3-Rec", "DIF-SR", "UniSRec", "DLFS-Rec", "SMLP4Rec")
 PLUGIN_BACKBONES = ("UniSRec", "DLFS-Rec", "SASRecF", "DIF-SR")
 PLUGIN_SUFFIX = "+TedRec"
 ENCODERS = ("random", "bert-cls", "bert-mean", "t5-mean", "flan-t5-mean", "llama2-mean", "minilm", "minilm-cls")
@@ -248,10 +247,17 @@ def timings(index: RunIndex, *, encoder: str | None, tag: str | None) -> Table:
 # -- shared helpers -------------------------------------------------------------------------------
 
 def main_models(index: RunIndex, tag: str | None) -> list[str]:
-    """The paper's baselines, then other models with runs (not '+TedRec' plug-ins) as extra baselines, then TedRec."""
-    known = {*BASELINES, OURS}
+    """The paper's baselines (its Table 3's order), then other models with runs (not '+TedRec' plug-ins) as extra
+    baselines, then TedRec."""
+    baselines = paper_baselines()
+    known = {*baselines, OURS}
     extra = sorted({k[1] for k in index.cells if k[3] == tag and k[1] not in known and not k[1].endswith(PLUGIN_SUFFIX)})
-    return [*BASELINES, *extra, OURS]
+    return [*baselines, *extra, OURS]
+
+
+def paper_baselines() -> list[str]:
+    """The models of the paper's Table 3 but TedRec, in the paper's column order."""
+    return [model for model in dict.fromkeys(paper_data("table3")["model"]) if model != OURS]
 
 
 def _small_datasets(index: RunIndex, models: Iterable[str], tag: str | None) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +98,6 @@ def embed_texts(
     if cached is not None:
         return EmbeddingResult(matrix=cached, path=path, key=key, cache_hit=True)
 
-    started = time.perf_counter()
     if spec.kind == "random":
         matrix = _random_matrix(texts, spec.dim, seed)
     else:
@@ -120,7 +118,6 @@ def embed_texts(
         "n_empty": sum(1 for text in texts if not text.strip()),
         "texts_sha256": text_digest,
         "versions": {pkg: importlib.metadata.version(pkg) for pkg in ("torch", "transformers", "numpy")},
-        "elapsed_s": round(time.perf_counter() - started, 3),
     }
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
