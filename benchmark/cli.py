@@ -332,6 +332,15 @@ def cmd_regress(args: argparse.Namespace) -> None:
         raise TedbenchError(f"metric regression beyond tolerance: {', '.join(result.failed)}")
 
 
+def cmd_dvc_yaml(args: argparse.Namespace) -> None:
+    from benchmark import dvcgen
+
+    current = dvcgen.write(Path(args.out), Path(args.params_file), check=args.check)
+    if args.check and not current:
+        raise TedbenchError(f"{args.out} is not what params.yaml and the code generate; run `tedbench dvc-yaml`")
+    print(f"{args.out}: {'up to date' if current else 'written'}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tedbench", description="Sequential recommendation with item text: the TedRec paper's benchmark, reproducible.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -462,10 +471,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = common(sub.add_parser("regress", help="metric-regression gate: every model, short fixed-seed runs on the bundled sample vs. committed references"))
     p.add_argument("--models", help="comma list (default: every registered model)")
-    p.add_argument("--reference", default="results/regression/reference.json")
+    p.add_argument("--reference", default=str(layout.REGRESSION_REFERENCE))
     p.add_argument("--params-file", default="params.yaml", help="declares profile 'gate'")
     p.add_argument("--update", action="store_true", help="store the measured metrics as the new references (on purpose)")
     p.set_defaults(func=cmd_regress)
+
+    p = sub.add_parser("dvc-yaml", help="generate dvc.yaml from params.yaml (dvc_suites) and the code's imports")
+    p.add_argument("--params-file", default="params.yaml")
+    p.add_argument("--out", default="dvc.yaml")
+    p.add_argument("--check", action="store_true", help="only compare; exit 2 when the file differs")
+    p.set_defaults(func=cmd_dvc_yaml)
 
     p = sub.add_parser("verify", help="train tedbench's model and the reference implementation side by side (fidelity table)")
     run_options(p)

@@ -22,13 +22,11 @@ from benchmark.engine.run import run_settings, train
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.layout import best_params_path, run_folder, suite_runs
-from benchmark.profiles import Suite
+from benchmark.profiles import ABLATED_MODEL, Suite
 from benchmark.registry import get_model
 from benchmark.report.build import build_report
 from benchmark.runconfig import model_overrides, options_file, resolve, train_budget
 from benchmark.tune import TuneSpec, default_storage, is_exported, tune
-
-ABLATED_MODEL = "TedRec"
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,9 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
 
     started = time.monotonic()
     for dataset in suite.datasets:
-        prepare_if_missing(dataset, data_root=data_root, mirror=mirror, raw_root=raw_root)
+        processing = suite.processing
+        prepare_if_missing(dataset, data_root=data_root, mirror=mirror, raw_root=raw_root, k=processing.k_core,
+                           tie_order=processing.tie_order, tie_seed=processing.tie_seed)
     seconds["prepare"] = time.monotonic() - started
 
     started = time.monotonic()

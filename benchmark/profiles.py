@@ -23,8 +23,18 @@ from benchmark.fsutil import safe_name
 from benchmark.registry import ModelEntry, check_options, get_model
 
 PARAMS_FILE = Path("params.yaml")
+ABLATED_MODEL = "TedRec"  # the model a suite's ablations and extra text encoders apply to
 _TRAIN_FIELDS = {f.name for f in fields(TrainConfig)} - {"seed", "learning_rate", "amp", "tf32", "compile"}
 _TRAIN_MINIMUM = {"patience": 0}  # every other training option counts from 1
+
+
+@dataclass(frozen=True)
+class Processing:
+    """How raw interactions become sequences (params.yaml `k_core`, `tie_order`, `tie_seed`)."""
+
+    k_core: int = 5
+    tie_order: str = "random"
+    tie_seed: int = 2020
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Suite:
     seeds: tuple[int, ...]
     ablations: tuple[Ablation, ...] = ()
     encoders: tuple[str, ...] = ()  # extra encoders for Table 5 (TedRec only)
+    processing: Processing = Processing()
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,18 @@ class TuningProtocol:
             declared = ", ".join(sorted(self.search))
             raise TedbenchError(f"{path}: tuning protocol {self.name!r} declares no search for model {model!r} (declared: {declared})")
         return self.search[model]
+
+
+def load_processing(path: Path = PARAMS_FILE) -> Processing:
+    """The processing settings of params.yaml (read by `dvc.yaml`'s prepare stages and by the pipeline alike)."""
+    data = _params(path)
+    values = {key: data[key] for key in ("k_core", "tie_order", "tie_seed") if key in data}
+    for key in ("k_core", "tie_seed"):
+        if key in values and (not isinstance(values[key], int) or isinstance(values[key], bool) or values[key] < 0):
+            raise TedbenchError(f"{path}: {key} must be an integer >= 0, got {values[key]!r}")
+    if values.get("tie_order", "random") not in ("random", "file"):
+        raise TedbenchError(f"{path}: tie_order must be random or file, got {values['tie_order']!r}")
+    return Processing(**values)
 
 
 def load_tuning(name: str, path: Path = PARAMS_FILE) -> TuningProtocol:
@@ -158,8 +181,6 @@ def load_profile(name: str, path: Path = PARAMS_FILE) -> Profile:
 
 
 def load_suite(name: str, path: Path = PARAMS_FILE) -> Suite:
-    from benchmark.pipeline import ABLATED_MODEL
-
     data = _params(path)
     spec = _section(data, "suites", name, path)
     where = f"{path}: suite {name!r}"
@@ -181,6 +202,7 @@ def load_suite(name: str, path: Path = PARAMS_FILE) -> Suite:
             seeds=tuple(_seed(s, where) for s in spec["seeds"]),
             ablations=tuple(_ablation(a, where, get_model(ABLATED_MODEL)) for a in spec.get("ablations") or ()),
             encoders=tuple(safe_name(str(e), "encoder") for e in spec.get("encoders") or ()),
+            processing=load_processing(path),
         )
     except TedbenchError as exc:
         if str(exc).startswith(str(path)):

@@ -46,10 +46,12 @@ def _write(raw: RawInteractions, out: Path, manifest: dict[str, Any], *, k: int,
     return paper_counts(seqs)
 
 
-def prepare_if_missing(name: str, *, data_root: Path, mirror: Path | None = None, raw_root: Path | None = None) -> None:
-    """Prepare `name` with the default settings unless it is already prepared (never downloads)."""
+def prepare_if_missing(name: str, *, data_root: Path, mirror: Path | None = None, raw_root: Path | None = None,
+                       k: int = 5, tie_order: str = "random", tie_seed: int = 2020) -> None:
+    """Prepare `name` with these settings unless it is already prepared (never downloads)."""
     if not (layout.processed_dir(data_root, name) / "manifest.json").exists():
-        prepare(name, data_root=data_root, mirror=mirror, raw_root=raw_root, download=False)
+        prepare(name, data_root=data_root, mirror=mirror, raw_root=raw_root, k=k, tie_order=tie_order,
+                tie_seed=tie_seed, download=False)
 
 
 def prepare(
