@@ -208,6 +208,17 @@ def run_tedbench(model: str, dataset: str, data_root: Path, overrides: dict[str,
 
 
 # -- comparison -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    """The other side of a report: `slug` names its CSV columns and rows, `label` its Markdown columns."""
+
+    slug: str
+    label: str
+
+
+RECBOLE = Reference("recbole", "RecBole 1.2.1")
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     array = np.asarray(values, dtype=np.float64)
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else math.nan
@@ -226,12 +237,12 @@ def verdict(ours: list[SideRun], theirs: list[SideRun]) -> tuple[str, float, flo
     return "FAIL: more than two standard errors apart", difference, se
 
 
-def epoch_rows(ours: list[SideRun], theirs: list[SideRun]) -> list[dict[str, Any]]:
+def epoch_rows(ours: list[SideRun], theirs: list[SideRun], reference: Reference = RECBOLE) -> list[dict[str, Any]]:
     """Per epoch and side: mean and std of the loss and valid NDCG@10 over the seeds that ran the epoch."""
     rows = []
     for epoch in range(max(len(r.loss) for r in ours + theirs)):
         row: dict[str, Any] = {"epoch": epoch}
-        for side, runs in (("tedbench", ours), ("recbole", theirs)):
+        for side, runs in (("tedbench", ours), (reference.slug, theirs)):
             running = [r for r in runs if len(r.loss) > epoch]
             for key, attr in (("loss", "loss"), ("valid_ndcg@10", "valid")):
                 values = [getattr(r, attr)[epoch] for r in running]
@@ -241,9 +252,9 @@ def epoch_rows(ours: list[SideRun], theirs: list[SideRun]) -> list[dict[str, Any
     return rows
 
 
-def seed_rows(ours: list[SideRun], theirs: list[SideRun]) -> list[dict[str, Any]]:
+def seed_rows(ours: list[SideRun], theirs: list[SideRun], reference: Reference = RECBOLE) -> list[dict[str, Any]]:
     return [{"side": side, "seed": r.seed, "best_epoch": r.best_epoch, **{m: r.test.get(m, math.nan) for m in METRICS}}
-            for side, runs in (("tedbench", ours), ("recbole", theirs)) for r in runs]
+            for side, runs in (("tedbench", ours), (reference.slug, theirs)) for r in runs]
 
 
 def cell(mean: float, std: float, digits: int = 4) -> str:
@@ -260,38 +271,42 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return "\n".join([",".join(rows[0])] + [",".join(text(v) for v in row.values()) for row in rows]) + "\n"
 
 
-def markdown(stem: str, header: dict[str, Any], ours: list[SideRun], theirs: list[SideRun]) -> str:
+def markdown(stem: str, header: dict[str, Any], ours: list[SideRun], theirs: list[SideRun],
+             reference: Reference = RECBOLE) -> str:
     result, difference, se = verdict(ours, theirs)
     spread = "" if math.isnan(se) else f", standard error {se:.4f}"
-    lines = [f"# Fidelity: {header['model']} on {header['dataset']}, tedbench vs RecBole 1.2.1", ""]
+    lines = [f"# Fidelity: {header['model']} on {header['dataset']}, tedbench vs {reference.label}", ""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
-    lines += ["", f"**Verdict: {result}.** Test NDCG@10 difference (tedbench − RecBole) {difference:+.4f}{spread}.",
+    lines += ["", (f"**Verdict: {result}.** Test NDCG@10 difference (tedbench − {reference.label}) "
+                   f"{difference:+.4f}{spread}."),
               "",
               "## Test metrics (best valid NDCG@10 checkpoint; mean ± std over seeds)", "",
-              "| metric | tedbench | RecBole |", "|---|---|---|"]
-    tests = seed_rows(ours, theirs)
+              f"| metric | tedbench | {reference.label} |", "|---|---|---|"]
+    tests = seed_rows(ours, theirs, reference)
     for metric in ("best_epoch",) + METRICS:
         digits = 1 if metric == "best_epoch" else 4
         cells = [cell(*mean_std([row[metric] for row in tests if row["side"] == side]), digits)
-                 for side in ("tedbench", "recbole")]
+                 for side in ("tedbench", reference.slug)]
         lines.append(f"| {metric} | {cells[0]} | {cells[1]} |")
     lines += ["", "## Per epoch (mean ± std over the seeds still training)", "",
-              "| epoch | loss tedbench | loss RecBole | valid NDCG@10 tedbench | valid NDCG@10 RecBole | seeds |",
+              (f"| epoch | loss tedbench | loss {reference.label} | valid NDCG@10 tedbench "
+               f"| valid NDCG@10 {reference.label} | seeds |"),
               "|---|---|---|---|---|---|"]
-    for row in epoch_rows(ours, theirs):
+    for row in epoch_rows(ours, theirs, reference):
         cells = [cell(row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"])
-                 for key in ("loss", "valid_ndcg@10") for side in ("tedbench", "recbole")]
-        lines.append(f"| {row['epoch']} | {' | '.join(cells)} | {row['tedbench_seeds']} / {row['recbole_seeds']} |")
+                 for key in ("loss", "valid_ndcg@10") for side in ("tedbench", reference.slug)]
+        seeds = f"{row['tedbench_seeds']} / {row[f'{reference.slug}_seeds']}"
+        lines.append(f"| {row['epoch']} | {' | '.join(cells)} | {seeds} |")
     lines += ["", f"Per-seed rows: `{stem}.test.csv`; per-epoch rows: `{stem}.epochs.csv`.", ""]
     return "\n".join(lines)
 
 
 def write_report(out: Path, stem: str, header: dict[str, Any], ours: list[SideRun],
-                 theirs: list[SideRun]) -> dict[str, Any]:
+                 theirs: list[SideRun], reference: Reference = RECBOLE) -> dict[str, Any]:
     """`out/STEM.md`, `STEM.epochs.csv` and `STEM.test.csv`; returns the verdict."""
-    write_text(out / f"{stem}.epochs.csv", to_csv(epoch_rows(ours, theirs)))
-    write_text(out / f"{stem}.test.csv", to_csv(seed_rows(ours, theirs)))
-    write_text(out / f"{stem}.md", markdown(stem, header, ours, theirs))
+    write_text(out / f"{stem}.epochs.csv", to_csv(epoch_rows(ours, theirs, reference)))
+    write_text(out / f"{stem}.test.csv", to_csv(seed_rows(ours, theirs, reference)))
+    write_text(out / f"{stem}.md", markdown(stem, header, ours, theirs, reference))
     result, difference, se = verdict(ours, theirs)
     return {"verdict": result, "ndcg@10_difference": difference, "standard_error": None if math.isnan(se) else se,
             "markdown": str(out / f"{stem}.md")}
