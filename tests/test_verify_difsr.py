@@ -13,7 +13,15 @@ from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.registry import get_model
 from benchmark.verify import DATASET_NAME
-from benchmark.verify_difsr import check_counts, export, item_file, official_command, overlay, parse_log
+from benchmark.verify_difsr import (
+    check_counts,
+    export,
+    item_file,
+    official_command,
+    overlay,
+    parse_log,
+    run_official,
+)
 
 ATTRIBUTES = [["Drama"], ["Comedy", "Romance"], [], ["Action", "Sci-Fi", "Thriller"], ["Children's"], ["Drama"]]
 
@@ -58,7 +66,8 @@ def test_overlay_sets_our_options_after_the_official_config(tmp_path: Path) -> N
     config = get_model("DIF-SR").config({"hidden_size": 64, "attribute_hidden_size": 32, "lambda_attr": 5.0})
     settings = overlay(config, TrainConfig(epochs=7, patience=3, batch_size=256), tmp_path, 50, 11, tmp_path)
     assert (settings["hidden_size"], settings["attribute_hidden_size"], settings["lamdas"]) == (64, [32], [5.0])
-    assert (settings["epochs"], settings["stopping_step"], settings["train_batch_size"], settings["seed"]) == (7, 3, 256, 11)
+    budget = (settings["epochs"], settings["stopping_step"], settings["train_batch_size"], settings["seed"])
+    assert budget == (7, 3, 256, 11)
     assert settings["selected_features"] == ["genre"] and "genre" in settings["load_col"]["item"]
     command = official_command("py", Path("/x/DIF-SR"), tmp_path / "overlay.yaml")
     assert command[:2] == ["py", "/x/DIF-SR/run_recbole.py"]
@@ -112,3 +121,16 @@ def test_parse_log_refuses_an_unfinished_run() -> None:
         parse_log(unfinished, batches_per_epoch=10)
     with pytest.raises(TedbenchError, match="2 training epochs but 1 evaluations"):
         parse_log(LOG.replace("epoch 1 evaluating", "epoch 1 skipped"), batches_per_epoch=10)
+
+
+def test_a_finished_official_run_of_the_same_overlay_is_reused(tmp_path: Path) -> None:
+    (tmp_path / "log").mkdir()
+    (tmp_path / "log" / "SASRecD-Dec-01-2026_13-09-57.log").write_text(LOG)
+    overlay_file = tmp_path / "overlay.yaml"
+    overlay_file.write_text("seed: 2020\n")
+    failing = ["false"]  # stands in for the official script: reaching it fails
+    run, _ = run_official(failing, tmp_path, overlay_file, "seed: 2020\n", batches_per_epoch=10)
+    assert run.test["ndcg@10"] == 0.0431
+    with pytest.raises(TedbenchError, match="the official run failed"):
+        run_official(failing, tmp_path, overlay_file, "seed: 2021\n", batches_per_epoch=10)
+    assert overlay_file.read_text() == "seed: 2021\n"
