@@ -150,6 +150,8 @@ def shorter_run(runs: Path) -> None:
     metrics.update(users=len(ranks), test={k: round(v, 4) for k, v in summarize(ranks).items()},
                    valid={k: round(v, 4) for k, v in summarize(valid).items()})
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    users = (folder / runstate.USERS).read_text().splitlines()[:-1]
+    (folder / runstate.USERS).write_text("".join(f"{line}\n" for line in users))
     runstate.mark_done(folder, runstate.settings_of(json.loads((folder / "config.json").read_text())))
 
 
