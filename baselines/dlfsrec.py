@@ -8,7 +8,7 @@ Follows the official `zxiang30/DLFS-Rec` (`models.py`, `modules.py`, `trainers.p
 - sequence: fused (mean, cov) of each slot, zeroed at padded slots, `mean = Dropout(LN_m(mean))`,
   `cov = ELU(Dropout(LN_c(cov))) + 1`; then `n_layers` dual filter layers, each
   `x <- LN(Dropout(irfft(rfft(x)·W_x)) + x)` for x = mean and x = cov (one LN shared by both streams within a
-  layer, `baselines.layers.LearnableFilter`), then `cov <- ELU(cov) + 1`; no position embedding and no
+  layer, `benchmark.layers.blocks.LearnableFilter`), then `cov <- ELU(cov) + 1`; no position embedding and no
   feed-forward sublayer. The layers are deep copies of one layer, so they start with identical filters (official);
 - read-out at the last real position. The filters are circular convolutions along the sequence, which commute
   with the circular shift that turns the official left padding into the engine's right padding, and every other
@@ -50,8 +50,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.layers import Dropout, LearnableFilter, at_least_float32, recbole_init_, sample_absent_items
+from baselines.negatives import sample_absent_items
 from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import LearnableFilter, recbole_init_
+from benchmark.layers.kernels import Dropout, at_least_float32
 from benchmark.model import Batch, DatasetInfo, SequentialModel, gather_last
 from benchmark.registry import OFFICIAL_LR_GRID, SearchParam, register_model
 

@@ -75,17 +75,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.layers import (
+from baselines.presets import yaml_backbone
+from benchmark.data.splits import Rows, Splits
+from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import (
     FeedForward,
     MultiHeadAttention,
     SequenceEmbedding,
-    at_least_float32,
     causal_padding_mask,
     recbole_init_,
 )
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, yaml_backbone
-from benchmark.data.splits import Rows, Splits
-from benchmark.errors import TedbenchError
+from benchmark.layers.kernels import at_least_float32
+from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS
 from benchmark.model import Batch, DatasetInfo, SequentialModel
 from benchmark.registry import SearchParam, register_model
 

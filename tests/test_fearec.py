@@ -12,8 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines.fearec import HybridAttention, band_projection, delay_aggregate, frequency_band, nt_xent
-from baselines.layers import causal_padding_mask
 from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import causal_padding_mask
 from benchmark.model import Batch, DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model
 from tests.modelkit import SMALL, ml1m_model, right_padded, small_model, small_splits, splits_of, trainable
