@@ -54,7 +54,7 @@ from baselines.negatives import sample_absent_items
 from benchmark.errors import TedbenchError
 from benchmark.layers.blocks import LearnableFilter, recbole_init_
 from benchmark.layers.kernels import Dropout, at_least_float32
-from benchmark.model import Batch, DatasetInfo, SequentialModel, gather_last
+from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows, gather_last
 from benchmark.registry import OFFICIAL_LR_GRID, SearchParam, register_model
 
 FUSION_TYPES = ("add", "concat", "gate")
@@ -242,12 +242,12 @@ class DLFSRec(SequentialModel):
         fused = self.fused_items()  # the candidates' (mean, cov) once per call, shared with the sequence side
         return self.score_items(self.encode(seq, length, fused), training=False, items=self.candidates(fused))
 
-    def batch_extras(self, splits, rows) -> dict[str, torch.Tensor]:
+    def batch_extras(self, train: TrainingRows, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """With `pvn_weight` > 0: one negative per row, uniform over the ids absent from its sequence and target."""
         if self.pvn_weight == 0:
             return {}
-        seq, _, target = splits.batch(rows)
-        present = torch.cat([seq, target.unsqueeze(1)], dim=1)
+        seq, _ = train.inputs(index)
+        present = torch.cat([seq, train.target[index].unsqueeze(1)], dim=1)
         return {"negative": sample_absent_items(present, 1, self.info.n_items).squeeze(1)}
 
     def loss(self, batch: Batch) -> torch.Tensor:
