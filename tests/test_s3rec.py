@@ -15,16 +15,7 @@ from baselines.s3rec import S3Rec, attribute_nll, right_to_left_padding
 from benchmark.layers.blocks import bidirectional_padding_mask, causal_padding_mask
 from benchmark.model import Batch
 from benchmark.registry import get_model
-from tests.modelkit import (
-    adam_losses,
-    fit_one_epoch,
-    ml1m_model,
-    right_padded,
-    small_model,
-    small_splits,
-    trainable,
-    training_batch,
-)
+from tests.modelkit import adam_losses, fit_one_epoch, ml1m_model, right_padded, small_model, small_splits, trainable, training_batch
 
 small_s3rec = partial(small_model, "S3-Rec")
 

@@ -13,16 +13,7 @@ from benchmark.layers.blocks import causal_padding_mask
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import create_model, get_model
 from tedrec import FrequencyFusion, TedRec
-from tests.modelkit import (
-    SMALL,
-    adam_losses,
-    circular_convolution,
-    ml1m_model,
-    right_padded,
-    small_model,
-    text_matrix,
-    trainable,
-)
+from tests.modelkit import SMALL, adam_losses, circular_convolution, ml1m_model, right_padded, small_model, text_matrix, trainable
 
 small_tedrec = partial(small_model, "TedRec")
 

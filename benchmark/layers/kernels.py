@@ -1,4 +1,6 @@
-"""CPU kernels behind the shared layers: faster dropout masks and the memory-lean MoE expert mixture.
+"""CPU kernels behind the shared layers: faster dropout masks (`bernoulli_keep_`, `dropout`, `Dropout`), the
+memory-lean MoE expert mixture (`ExpertMixture`), and the helpers they share (`masked_`, `nonzero_rows`,
+`at_least_float32`).
 
 Each computes exactly what its plain PyTorch counterpart does (same function, same distribution of the random
 draws); they exist for speed and memory on CPU, not for any modelling choice. The paper's layers that use them
@@ -15,6 +17,7 @@ from torch.nn import functional as F
 def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     """x upcast to float32 if it is half/bfloat16 (FFTs and the MoE mixture run in full precision)."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
 
 def bernoulli_keep_(mask: torch.Tensor, keep_prob: float, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """Fill the contiguous bool tensor `mask` with iid Bernoulli(keep_prob) draws and return it.
@@ -84,6 +87,7 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)
 
+
 def nonzero_rows(x: torch.Tensor) -> torch.Tensor | None:
     """Indices of the rows of a 2-D x that are not all zero (None if that is every row, or if x needs a gradient)."""
     if x.requires_grad:
@@ -94,7 +98,7 @@ def nonzero_rows(x: torch.Tensor) -> torch.Tensor | None:
 
 class ExpertMixture(torch.autograd.Function):
     """Σ_k gates[:, k] · (Dropout_k(x)·A_k − shift_k[row % P]) for x [N, in], gates [N, K], experts A [K, in, out],
-    shift [K, P, out] or None (rows cycle through P positions) and dropout probability p (0: no dropout).
+    shift [K, P, out] or None (rows cycle through the P shift rows) and dropout probability p (0: no dropout).
 
     `rows`, if given, lists the rows of x that are not all zero (x must then not need a gradient): the other rows
     have Dropout_k(0)·A_k = 0, so the products are computed for `rows` only and padding costs nothing.
