@@ -46,10 +46,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines.fusion_layers import VanillaAttention, item_features
-from baselines.layers import Dropout, FeedForward, causal_padding_mask, dropout, recbole_init_
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS
 from baselines.text_adapter import TextAdapter
 from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import FeedForward, causal_padding_mask, recbole_init_
+from benchmark.layers.kernels import Dropout, dropout
+from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS
 from benchmark.model import Batch, DatasetInfo, SequentialModel
 from benchmark.registry import OFFICIAL_LR_GRID, SearchParam, register_model
 

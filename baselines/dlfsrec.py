@@ -8,7 +8,7 @@ Follows the official `zxiang30/DLFS-Rec` (`models.py`, `modules.py`, `trainers.p
 - sequence: fused (mean, cov) of each slot, zeroed at padded slots, `mean = Dropout(LN_m(mean))`,
   `cov = ELU(Dropout(LN_c(cov))) + 1`; then `n_layers` dual filter layers, each
   `x <- LN(Dropout(irfft(rfft(x)·W_x)) + x)` for x = mean and x = cov (one LN shared by both streams within a
-  layer, `baselines.layers.LearnableFilter`), then `cov <- ELU(cov) + 1`; no position embedding and no
+  layer, `benchmark.layers.blocks.LearnableFilter`), then `cov <- ELU(cov) + 1`; no position embedding and no
   feed-forward sublayer. The layers are deep copies of one layer, so they start with identical filters (official);
 - read-out at the last real position. The filters are circular convolutions along the sequence, which commute
   with the circular shift that turns the official left padding into the engine's right padding, and every other
@@ -50,9 +50,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.layers import Dropout, LearnableFilter, at_least_float32, recbole_init_, sample_absent_items
+from baselines.negatives import sample_absent_items
 from benchmark.errors import TedbenchError
-from benchmark.model import Batch, DatasetInfo, SequentialModel, gather_last
+from benchmark.layers.blocks import LearnableFilter, recbole_init_
+from benchmark.layers.kernels import Dropout, at_least_float32
+from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows, gather_last
 from benchmark.registry import OFFICIAL_LR_GRID, SearchParam, register_model
 
 FUSION_TYPES = ("add", "concat", "gate")
@@ -240,12 +242,12 @@ class DLFSRec(SequentialModel):
         fused = self.fused_items()  # the candidates' (mean, cov) once per call, shared with the sequence side
         return self.score_items(self.encode(seq, length, fused), training=False, items=self.candidates(fused))
 
-    def batch_extras(self, splits, rows) -> dict[str, torch.Tensor]:
+    def batch_extras(self, train: TrainingRows, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """With `pvn_weight` > 0: one negative per row, uniform over the ids absent from its sequence and target."""
         if self.pvn_weight == 0:
             return {}
-        seq, _, target = splits.batch(rows)
-        present = torch.cat([seq, target.unsqueeze(1)], dim=1)
+        seq, _ = train.inputs(index)
+        present = torch.cat([seq, train.target[index].unsqueeze(1)], dim=1)
         return {"negative": sample_absent_items(present, 1, self.info.n_items).squeeze(1)}
 
     def loss(self, batch: Batch) -> torch.Tensor:

@@ -22,9 +22,10 @@ from __future__ import annotations
 import torch
 
 from baselines.fusion_layers import ConcatFusion, item_features
-from baselines.layers import TransformerEncoder, causal_padding_mask, recbole_init_
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, UNISREC, SASRec, recbole_backbone, yaml_backbone
+from baselines.presets import UNISREC, recbole_backbone, yaml_backbone
 from baselines.text_adapter import TextAdapter
+from benchmark.layers.blocks import TransformerEncoder, causal_padding_mask, recbole_init_
+from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRecBackbone
 from benchmark.model import DatasetInfo
 from benchmark.registry import SearchParam, register_model
 
@@ -48,7 +49,7 @@ FDSA_AUTHORS_CODE = {
     },
     needs_text=True,
 )
-class FDSA(SASRec):
+class FDSA(SASRecBackbone):
     """FDSA: an ID Transformer tower and a text Transformer tower, concatenated and fused by one Linear.
 
     The item tower is SASRec's (`item_embedding`, `embedding`, `encoder`); `text_encoder` is the text

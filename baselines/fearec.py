@@ -41,8 +41,8 @@ Follows the official `sudaada/FEARec` (`recbole/model/layers.py` HybridAttention
 - the 2 or 3 passes of a step run as ONE forward over the stacked batch [seq; seq; seq′]: dropout draws are
   independent per row and every op is per row except the training-time delay choice, which is made per view
   (`groups`): the same function as separate passes, with better device utilisation.
-- same-target positives (`attach`, `batch_extras`): the training rows are grouped by target once, on the device
-  (stable argsort by target, group offsets and sizes, each row's rank in its group, a position -> row lookup);
+- same-target positives (`attach`, `batch_extras`, from the engine's `TrainingRows`): the training rows are grouped
+  by target once, on the device (stable argsort by target, group offsets and sizes, each row's rank in its group);
   for every batch row another training row with the same target is drawn uniformly with torch ops (an int64
   draw modulo the number of others, skipping the row's own rank), or the row itself when it is alone in its
   group — the official FEARec rule (which excludes the row itself, by index). RecBole's port instead draws with
@@ -75,18 +75,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.layers import (
+from baselines.presets import yaml_backbone
+from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import (
     FeedForward,
     MultiHeadAttention,
     SequenceEmbedding,
-    at_least_float32,
     causal_padding_mask,
     recbole_init_,
 )
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, yaml_backbone
-from benchmark.data.splits import Rows, Splits
-from benchmark.errors import TedbenchError
-from benchmark.model import Batch, DatasetInfo, SequentialModel
+from benchmark.layers.kernels import at_least_float32
+from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS
+from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows
 from benchmark.registry import SearchParam, register_model
 
 CONTRASTS = ("none", "un", "su", "us", "us_x")
@@ -284,44 +284,36 @@ class FEALayer(nn.Module):
 class SameTargetIndex:
     """The training rows grouped by target, on the device.
 
+    target:     each training row's target;
     order:      training-row indices sorted (stably) by target;
     start/size: each item id's group offset in `order` and group size;
-    rank:       each training row's position in `order`;
-    row_of_pos: target position in the item array -> training-row index (−1 for positions of no training row).
+    rank:       each training row's position in `order`.
     """
 
+    target: torch.Tensor
     order: torch.Tensor
     start: torch.Tensor
     size: torch.Tensor
     rank: torch.Tensor
-    row_of_pos: torch.Tensor
 
     @classmethod
-    def build(cls, splits: Splits, n_items: int) -> "SameTargetIndex":
-        train = splits.train
-        targets = splits.items[train.target_pos]
-        rows = torch.arange(len(train), device=targets.device)
-        order = torch.argsort(targets, stable=True)
-        size = torch.bincount(targets, minlength=n_items)
+    def build(cls, target: torch.Tensor, n_items: int) -> "SameTargetIndex":
+        rows = torch.arange(len(target), device=target.device)
+        order = torch.argsort(target, stable=True)
+        size = torch.bincount(target, minlength=n_items)
         rank = torch.empty_like(order).scatter_(0, order, rows)
-        row_of_pos = torch.full((len(splits.items),), -1, dtype=torch.long, device=targets.device)
-        row_of_pos[train.target_pos] = rows
-        return cls(order, torch.cumsum(size, 0) - size, size, rank, row_of_pos)
+        return cls(target, order, torch.cumsum(size, 0) - size, size, rank)
 
-    def sample(self, splits: Splits, rows: Rows) -> Rows:
-        """For each row, another training row with the same target drawn uniformly (itself when there is none)."""
-        target = splits.items[rows.target_pos]
+    def sample(self, index: torch.Tensor) -> torch.Tensor:
+        """For each training row in `index`, another training row with the same target drawn uniformly (the row
+        itself when there is none)."""
+        target = self.target[index]
         start, size = self.start[target], self.size[target]
-        own = self.row_of_pos[rows.target_pos]
-        member = own >= 0  # a training row: excluded from its own draw
-        own_rank = torch.where(member, self.rank[own.clamp(min=0)] - start, size)
-        others = size - member.long()
+        others = size - 1
         draw = torch.randint(0, 2**62, target.shape, device=target.device) % others.clamp(min=1)
-        draw = draw + (draw >= own_rank).long()  # skip the row itself
+        draw = draw + (draw >= self.rank[index] - start).long()  # skip the row itself
         chosen = self.order[(start + draw).clamp(max=len(self.order) - 1)]
-        found = others > 0
-        train = splits.train
-        return Rows(torch.where(found, train.target_pos[chosen], rows.target_pos), torch.where(found, train.user_start[chosen], rows.user_start))
+        return torch.where(others > 0, chosen, index)
 
 
 @register_model(
@@ -392,15 +384,15 @@ class FEARec(SequentialModel):
     def needs_positives(self) -> bool:
         return self.contrast in ("su", "us", "us_x")
 
-    def attach(self, splits: Splits) -> None:
-        self.same_target = SameTargetIndex.build(splits, self.info.n_items) if self.needs_positives else None
+    def attach(self, train: TrainingRows) -> None:
+        self.same_target = SameTargetIndex.build(train.target, self.info.n_items) if self.needs_positives else None
 
-    def batch_extras(self, splits: Splits, rows: Rows) -> dict[str, torch.Tensor]:
+    def batch_extras(self, train: TrainingRows, index: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.needs_positives:
             return {}
         if self.same_target is None:
-            self.attach(splits)
-        seq, length, _ = splits.batch(self.same_target.sample(splits, rows))
+            self.attach(train)
+        seq, length = train.inputs(self.same_target.sample(index))
         return {"same_target_seq": seq, "same_target_length": length}
 
     # -- loss ------------------------------------------------------------------------------------

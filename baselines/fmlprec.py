@@ -5,7 +5,7 @@ Follows the official `Woeee/FMLP-Rec` (`models.py`, `modules.py`) with the seman
 
 - embedding stage as SASRec: `Dropout(LN(ItemEmb[seq] + PosEmb[0..L-1]))`;
 - per layer: `X1 = LN(Dropout(irfft(rfft(X)·W)) + X)` along the sequence axis with `norm='ortho'`
-  (`baselines.layers.LearnableFilter`), then the RecBole FFN `LN(Dropout(GELU(X1·W1+b1)·W2+b2) + X1)`;
+  (`benchmark.layers.blocks.LearnableFilter`), then the RecBole FFN `LN(Dropout(GELU(X1·W1+b1)·W2+b2) + X1)`;
   no attention mask: padded slots enter the (circular) filter;
 - read-out at the last real position (right padding, gather at len−1), logits = dot with the ID table,
   CE over all ids.
@@ -33,8 +33,9 @@ import copy
 import torch
 from torch import nn
 
-from baselines.layers import Dropout, FeedForward, LearnableFilter, SequenceEmbedding, recbole_init_
-from baselines.sasrec import DROPOUTS
+from benchmark.layers.blocks import FeedForward, LearnableFilter, SequenceEmbedding, recbole_init_
+from benchmark.layers.kernels import Dropout
+from benchmark.layers.sasrec import DROPOUTS
 from benchmark.model import DatasetInfo, SequentialModel
 from benchmark.registry import SearchParam, register_model
 

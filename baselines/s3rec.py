@@ -55,16 +55,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from baselines.layers import (
-    at_least_float32,
-    bernoulli_keep_,
-    bidirectional_padding_mask,
-    recbole_init_,
-    sample_absent_items,
-)
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, UNISREC, SASRec, yaml_backbone
+from baselines.negatives import sample_absent_items
+from baselines.presets import UNISREC, yaml_backbone
 from baselines.text_adapter import TextAdapter
 from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import bidirectional_padding_mask, recbole_init_
+from benchmark.layers.kernels import at_least_float32, bernoulli_keep_
+from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRecBackbone
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import register_model
 
@@ -177,7 +174,7 @@ class PretrainInputs:
     search_space={"hidden_dropout_prob": DROPOUTS, "attn_dropout_prob": DROPOUTS},
     needs_text=True,
 )
-class S3Rec(SASRec):
+class S3Rec(SASRecBackbone):
     """S3-Rec: self-supervised pre-training (AAP, MIP, MAP, SP over item text) of a SASRec with a [MASK] id."""
 
     def __init__(self, config: dict, info: DatasetInfo):

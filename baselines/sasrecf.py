@@ -22,9 +22,10 @@ from __future__ import annotations
 import torch
 
 from baselines.fusion_layers import ConcatFusion, item_features
-from baselines.layers import causal_padding_mask, recbole_init_
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec, recbole_backbone
+from baselines.presets import recbole_backbone
 from baselines.text_adapter import TextAdapter
+from benchmark.layers.blocks import causal_padding_mask, recbole_init_
+from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRecBackbone
 from benchmark.model import DatasetInfo
 from benchmark.registry import SearchParam, register_model
 
@@ -48,7 +49,7 @@ SASRECF_OFFICIAL = {
     },
     needs_text=True,
 )
-class SASRecF(SASRec):
+class SASRecF(SASRecBackbone):
     """SASRecF: SASRec over Linear([ID ; adapted text]) inputs, ID-only candidates."""
 
     def __init__(self, config: dict, info: DatasetInfo):

@@ -34,8 +34,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines.fusion_layers import item_features
-from baselines.layers import dropout, recbole_init_
 from baselines.text_adapter import TextAdapter
+from benchmark.layers.blocks import recbole_init_
+from benchmark.layers.kernels import dropout
 from benchmark.model import DatasetInfo, SequentialModel
 from benchmark.registry import SearchParam, register_model
 

@@ -10,7 +10,7 @@ Matches `RUCAIBox/UniSRec: unisrec.py` with `train_stage='transductive_ft'` and 
 - training logits `cos(s, c) / temperature` (0.07) with full-softmax CE over all ids; evaluation ranks by the
   plain cosine (same order).
 
-The MoE adaptor (`baselines.layers.MoEAdaptor`, K = 8 experts) uses UniSRec's *global* whitening bias: expert k
+The MoE adaptor (`benchmark.layers.blocks.MoEAdaptor`, K = 8 experts) uses UniSRec's *global* whitening bias: expert k
 computes `(Dropout(x) - b_k) @ A_k` with one `(text_dim,)` vector b_k per expert (not TedRec's per-position
 table). The SASRec part gets RecBole's init; the adaptor is created afterwards and keeps its own init (experts
 N(0, 0.02²), router and biases zero), as in the official code. The text table is a frozen, non-persistent
@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import torch
 
-from baselines.layers import MoEAdaptor, cosine_logits
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, UNISREC, SASRec, yaml_backbone
+from baselines.presets import UNISREC, yaml_backbone
 from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import MoEAdaptor, cosine_logits
+from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRecBackbone
 from benchmark.model import DatasetInfo
 from benchmark.registry import SearchParam, register_model
 
@@ -58,7 +59,7 @@ UNISREC_OFFICIAL = {
     },
     needs_text=True,
 )
-class UniSRec(SASRec):
+class UniSRec(SASRecBackbone):
     """UniSRec (transductive, from scratch): MoE-adapted text + ID embeddings, SASRec encoder, cosine scoring."""
 
     def __init__(self, config: dict, info: DatasetInfo):
@@ -68,7 +69,7 @@ class UniSRec(SASRec):
         self.temperature = config["temperature"]
         self.register_buffer("item_text", info.item_text.detach().float().clone(), persistent=False)
         self.adaptor = MoEAdaptor(info.item_text.size(1), config["hidden_size"], config["n_exps"],
-                                  config["adaptor_dropout_prob"], modulation="global")
+                                  config["adaptor_dropout_prob"])
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:
         return self.adaptor.lookup(self.item_text, seq) + self.item_embedding(seq)

@@ -1,21 +1,18 @@
 """The interface every model implements; the engine relies on nothing else.
 
 A model is built from `(config, info)`. It never touches devices, precision, optimisers,
-batching, early stopping or files: the engine owns those.
+batching, early stopping or files: the engine owns those. It sees the data only through
+`DatasetInfo`, `Batch` and `TrainingRows`, never through the data package's own classes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-if TYPE_CHECKING:
-    from benchmark.data.splits import Rows, Splits
 
 LENGTH_GROUPS = 8  # row groups of `encode_by_length`
 # Every input sequence is exactly this long (the paper's and RecBole's MAX_ITEM_LIST_LENGTH); TedRec's
@@ -38,6 +35,21 @@ class DatasetInfo:
     max_len: int = MAX_LEN
     item_text: torch.Tensor | None = None
     item_attributes: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """What a model may know of the training rows (device-resident): R rows, addressed by index 0..R-1.
+
+    target: [R] each row's next item id.
+    inputs: index [B] -> (seq [B, L] right-padded, length [B]), the input sequences of those rows.
+    """
+
+    target: torch.Tensor
+    inputs: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+    def __len__(self) -> int:
+        return len(self.target)
 
 
 @dataclass
@@ -91,9 +103,9 @@ class SequentialModel(nn.Module):
     score functions (cosine, distances) and `loss` for auxiliary terms. Three optional hooks let a
     model ask the engine for more without special cases in the engine:
 
-    - `attach(splits)`: called once with the device-resident splits before training (e.g. to
-      index the training rows by target);
-    - `batch_extras(splits, rows)`: tensors added to `Batch.extra` for each training batch;
+    - `attach(train)`: called once with the `TrainingRows` before training (e.g. to index them
+      by target);
+    - `batch_extras(train, index)`: tensors added to `Batch.extra` for the batch of training rows `index`;
     - `pretrain_loss(batch)` with a positive `pretrain_epochs` in the config: a pre-training
       stage the engine runs (with its own optimiser) before the main training.
     """
@@ -118,11 +130,11 @@ class SequentialModel(nn.Module):
         """Scores of every item id for each query [B, n_items]; training scores feed the CE loss."""
         return query @ self.item_embeddings().t()
 
-    def attach(self, splits: "Splits") -> None:
-        """Called once by the engine with the splits on the model's device."""
+    def attach(self, train: TrainingRows) -> None:
+        """Called once by the engine with the training rows on the model's device."""
 
-    def batch_extras(self, splits: "Splits", rows: "Rows") -> dict[str, torch.Tensor]:
-        """Extra training inputs for the batch `rows` (default: none)."""
+    def batch_extras(self, train: TrainingRows, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Extra training inputs for the batch of training rows `index` [B] (default: none)."""
         return {}
 
     def encode_rows(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.layers import LearnableFilter, at_least_float32
+from benchmark.layers.blocks import LearnableFilter
+from benchmark.layers.kernels import at_least_float32
 
 
 class FrequencyFusion(nn.Module):

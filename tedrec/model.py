@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from baselines.layers import cosine_logits
-from baselines.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRec
 from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import cosine_logits
+from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRecBackbone
 from benchmark.model import DatasetInfo
 from benchmark.registry import SearchParam, register_model
 from tedrec.adaptor import MODULATIONS, modulation_adaptor
@@ -36,7 +36,7 @@ TEDREC_DEFAULTS = {
     },
     needs_text=True,
 )
-class TedRec(SASRec):
+class TedRec(SASRecBackbone):
     """TedRec: MoE-modulated text fused with ID embeddings by FFT products, then SASRec; cosine scoring.
 
     Built as the official code: SASRec (with RecBole's init) first, then the TedRec modules with their own init.

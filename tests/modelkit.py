@@ -14,7 +14,7 @@ from benchmark.data.prepare import import_recbole
 from benchmark.data.process import build_sequences
 from benchmark.data.raw import RawInteractions
 from benchmark.data.splits import Splits, build_splits
-from benchmark.engine.trainer import TrainConfig, Trainer
+from benchmark.engine.trainer import TrainConfig, Trainer, training_rows
 from benchmark.model import Batch, DatasetInfo, SequentialModel
 from benchmark.registry import create_model, get_model, list_models
 
@@ -111,8 +111,8 @@ def splits_of(users: np.ndarray, items: np.ndarray, max_len: int, prefiltered: b
 
 def training_batch(model: SequentialModel, splits: Splits, rows: int) -> Batch:
     """The first `rows` training rows as a batch, with the model's extras."""
-    subset = splits.train.subset(torch.arange(rows))
-    return Batch(*splits.batch(subset), model.batch_extras(splits, subset))
+    index = torch.arange(rows)
+    return Batch(*splits.batch(splits.train.subset(index)), model.batch_extras(training_rows(splits), index))
 
 
 def adam_losses(model: nn.Module, batch: Batch, steps: int = 20, lr: float = 5e-3,

@@ -8,8 +8,8 @@ import torch
 from torch.nn import functional as F
 
 from benchmark.data.process import build_sequences
-from benchmark.data.raw import RawInteractions
 from benchmark.data.publish import publish_sequences
+from benchmark.data.raw import RawInteractions
 from benchmark.data.store import ATTRIBUTES_FILE, load_sequences
 from benchmark.engine.run import load_dataset
 from benchmark.model import Batch, DatasetInfo

@@ -9,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from baselines.dlfsrec import DLFSRec, wasserstein_matrix, wasserstein_pairs
+from benchmark.engine.trainer import training_rows
 from benchmark.errors import TedbenchError
 from benchmark.model import Batch
 from benchmark.registry import get_model
@@ -31,10 +32,10 @@ def test_pvn_term_is_on_by_default_with_the_official_weight() -> None:
     splits, n_items = small_splits()
     model = small_model("DLFS-Rec", n_items=n_items, seed=0).eval()
     assert model.pvn_weight == 0.005
-    rows = splits.train.subset(torch.arange(16))
-    extra = model.batch_extras(splits, rows)
+    index = torch.arange(16)
+    extra = model.batch_extras(training_rows(splits), index)
     assert set(extra) == {"negative"}
-    seq, length, target = splits.batch(rows)
+    seq, length, target = splits.batch(splits.train.subset(index))
     with_pvn = model.loss(Batch(seq, length, target, extra))
     model.pvn_weight = 0.0
     assert with_pvn > model.loss(Batch(seq, length, target, extra))  # the hinge is positive at init
@@ -147,9 +148,9 @@ def test_pvn_term_and_its_negatives() -> None:
     splits, n_items = small_splits()
     torch.manual_seed(0)
     model = small_dlfs(n_items=n_items, pvn_weight=0.5).eval()
-    rows = splits.train.subset(torch.arange(64))
-    extra = model.batch_extras(splits, rows)
-    seq, length, target = splits.batch(rows)
+    index, train = torch.arange(64), training_rows(splits)
+    extra = model.batch_extras(train, index)
+    seq, length, target = splits.batch(splits.train.subset(index))
     negative = extra["negative"]
     assert negative.shape == (64,) and (negative >= 1).all() and (negative < n_items).all()
     assert not (negative.unsqueeze(1) == torch.cat([seq, target.unsqueeze(1)], 1)).any()
@@ -161,7 +162,7 @@ def test_pvn_term_and_its_negatives() -> None:
     pvn = F.relu(wasserstein_pairs(mean_u, var_u, mean_p, var_p) - wasserstein_pairs(mean_p, var_p, mean_n, var_n)).mean()
     ce = F.cross_entropy(-wasserstein_matrix(mean_u, var_u, *items.chunk(2, -1)), target)
     torch.testing.assert_close(model.loss(Batch(seq, length, target, extra)), ce + 0.5 * pvn, rtol=1e-5, atol=1e-5)
-    assert small_dlfs().batch_extras(splits, rows) == {}
+    assert small_dlfs().batch_extras(train, index) == {}
 
 
 def test_runs_under_bfloat16_autocast_with_float32_distances() -> None:

@@ -22,6 +22,7 @@ from benchmark.data.prepare import import_recbole
 from benchmark.data.readers.online_retail import COLUMNS
 from tests.faultkit import kill_at, orphans, run_cli
 
+
 @pytest.fixture(autouse=True)
 def no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing found through the environment: every folder is named on the command line."""

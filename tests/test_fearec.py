@@ -12,8 +12,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines.fearec import HybridAttention, band_projection, delay_aggregate, frequency_band, nt_xent
-from baselines.layers import causal_padding_mask
+from benchmark.engine.trainer import training_rows
 from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import causal_padding_mask
 from benchmark.model import Batch, DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model
 from tests.modelkit import SMALL, ml1m_model, right_padded, small_model, small_splits, splits_of, trainable
@@ -230,42 +231,36 @@ def sampling_splits():
 
 
 def attached_fearec():
-    """The sampling splits and a small FEARec (seed 0) attached to them."""
+    """The training rows of the sampling splits and a small FEARec (seed 0) attached to them."""
     splits, n_items = sampling_splits()
+    train = training_rows(splits)
     torch.manual_seed(0)
     model = small_fearec(n_items=n_items)
-    model.attach(splits)
-    return splits, model
+    model.attach(train)
+    return train, model
 
 
 def test_same_target_rows_share_the_target_and_exclude_themselves() -> None:
-    splits, model = attached_fearec()
-    train = splits.train
-    rows = train.subset(torch.arange(len(train)).repeat(50))
-    sampled = model.same_target.sample(splits, rows)
-    target = splits.items[rows.target_pos]
-    assert torch.equal(splits.items[sampled.target_pos], target)
-    group_size = torch.bincount(splits.items[train.target_pos])[target]
-    itself = sampled.target_pos == rows.target_pos
+    train, model = attached_fearec()
+    index = torch.arange(len(train)).repeat(50)
+    sampled = model.same_target.sample(index)
+    target = train.target[index]
+    assert ((sampled >= 0) & (sampled < len(train))).all()
+    assert torch.equal(train.target[sampled], target)
+    group_size = torch.bincount(train.target)[target]
+    itself = sampled == index
     assert not itself[group_size > 1].any() and itself[group_size == 1].all()
     assert (itself & (group_size == 1)).any()  # the lone row (target 99) falls back to itself
-    assert (sampled.user_start < sampled.target_pos).all()
-    # non-training rows (valid) draw among the training rows with their target, or keep themselves
-    valid = model.same_target.sample(splits, splits.valid)
-    assert torch.equal(splits.items[valid.target_pos], splits.items[splits.valid.target_pos])
 
 
 def test_same_target_draws_are_uniform_over_the_group() -> None:
-    splits, model = attached_fearec()
-    train = splits.train
-    targets = splits.items[train.target_pos]
-    target_50 = int(torch.bincount(targets).argmax())  # the nine-row group
-    group = torch.nonzero(targets == target_50).flatten()
+    train, model = attached_fearec()
+    target_50 = int(torch.bincount(train.target).argmax())  # the nine-row group
+    group = torch.nonzero(train.target == target_50).flatten()
     assert len(group) == 9
     draws = 9000
-    rows = train.subset(group[3].repeat(draws))
-    sampled = model.same_target.sample(splits, rows)
-    counts = torch.bincount(torch.searchsorted(train.target_pos, sampled.target_pos), minlength=len(train))[group]
+    sampled = model.same_target.sample(group[3].repeat(draws))
+    counts = torch.bincount(sampled, minlength=len(train))[group]
     assert counts[3] == 0 and counts.sum() == draws
     expected = draws / 8
     others = torch.cat([counts[:3], counts[4:]]).double()
@@ -275,15 +270,17 @@ def test_same_target_draws_are_uniform_over_the_group() -> None:
 
 def test_batch_extras_gives_the_sampled_rows_sequences() -> None:
     splits, n_items = small_splits(max_len=10)
+    train = training_rows(splits)
     model = small_fearec(n_items=n_items)
-    rows = splits.train.subset(torch.arange(64))
+    index = torch.arange(64)
     torch.manual_seed(3)
-    extra = model.batch_extras(splits, rows)  # attaches lazily
+    extra = model.batch_extras(train, index)  # attaches lazily
     torch.manual_seed(3)
-    seq, length, target = splits.batch(model.same_target.sample(splits, rows))
+    sampled = model.same_target.sample(index)
+    seq, length, target = splits.batch(splits.train.subset(sampled))
     assert torch.equal(extra["same_target_seq"], seq) and torch.equal(extra["same_target_length"], length)
-    assert torch.equal(target, splits.batch(rows)[2])
-    assert small_fearec(n_items=n_items, contrast="un").batch_extras(splits, rows) == {}
+    assert torch.equal(target, train.target[index])
+    assert small_fearec(n_items=n_items, contrast="un").batch_extras(train, index) == {}
 
 
 # -- training and evaluation -----------------------------------------------------------------------

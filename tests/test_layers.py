@@ -1,4 +1,4 @@
-"""Shared building blocks (baselines/layers.py) against explicit reference computations."""
+"""Shared layers and kernels (benchmark/layers/) against explicit reference computations."""
 
 from __future__ import annotations
 
@@ -9,20 +9,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines import layers
-from baselines.layers import (
+from benchmark.layers import blocks, kernels
+from benchmark.layers.blocks import (
     MASK_VALUE,
     LearnableFilter,
     MoEAdaptor,
     MultiHeadAttention,
     SequenceEmbedding,
     TransformerEncoder,
-    bernoulli_keep_,
     bidirectional_padding_mask,
     causal_padding_mask,
-    dropout,
     recbole_init_,
 )
+from benchmark.layers.kernels import bernoulli_keep_, dropout
+from tedrec.adaptor import PositionModulatedAdaptor, modulation_adaptor
 from tests.modelkit import circular_convolution
 
 
@@ -90,7 +90,8 @@ def test_cpu_training_path_equals_sdpa_without_dropout_draws(monkeypatch: pytest
     x = torch.randn(3, 6, 48, dtype=torch.float64)
     mask = causal_padding_mask(seq).double()
     expected = layer.eval()(x, mask)
-    monkeypatch.setattr(layers, "dropout", lambda t, p, training: t)  # keep everything
+    for module in (blocks, kernels):  # attention probabilities (blocks) and the Dropout modules (kernels)
+        monkeypatch.setattr(module, "dropout", lambda t, p, training: t)  # keep everything
     torch.testing.assert_close(layer.train()(x, mask), expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(layer(x, mask[:, :, 2:3], x[:, 2:3]), expected[:, 2:3], rtol=1e-12, atol=1e-12)
 
@@ -191,7 +192,8 @@ def assert_same_output_and_gradients(fast: torch.Tensor, slow: torch.Tensor, inp
 
 
 def randomised_moe(modulation: str, dropout_prob: float = 0.2) -> MoEAdaptor:
-    moe = MoEAdaptor(12, 7, 4, dropout_prob, modulation=modulation, max_len=5, noise=False).double()
+    moe = modulation_adaptor(12, 7, 4, dropout_prob, max_len=5, modulation=modulation).double()
+    moe.noise = False
     with torch.no_grad():
         for p in moe.parameters():
             p.copy_(torch.randn_like(p) * 0.3)
@@ -213,7 +215,7 @@ def test_moe_efficient_path_equals_naive_loop_in_training(modulation: str, monke
     x = torch.randn(3, 5, 12, dtype=torch.float64, requires_grad=True)
     masks = [torch.rand(3 * 5, 12) < 0.8 for _ in range(moe.n_exps)]
     draws = iter(masks)
-    monkeypatch.setattr(layers, "bernoulli_keep_", lambda mask, keep_prob, scratch=None: mask.copy_(next(draws)))
+    monkeypatch.setattr(kernels, "bernoulli_keep_", lambda mask, keep_prob, scratch=None: mask.copy_(next(draws)))
     fast = moe(x)
     slow = naive_moe(moe, x, [m.view(3, 5, 12) for m in masks])
     assert_same_output_and_gradients(fast, slow, [x, *moe.parameters()])
@@ -228,7 +230,7 @@ def test_moe_skips_all_zero_rows_exactly(training: bool, monkeypatch: pytest.Mon
     active = x.reshape(-1, 12).any(-1)
     masks = [torch.rand(4 * 5, 12) < 0.8 for _ in range(moe.n_exps)]
     draws = iter(masks)
-    monkeypatch.setattr(layers, "bernoulli_keep_", lambda mask, keep_prob, scratch=None: mask.copy_(next(draws)[active]))
+    monkeypatch.setattr(kernels, "bernoulli_keep_", lambda mask, keep_prob, scratch=None: mask.copy_(next(draws)[active]))
     fast = moe(x)
     slow = naive_moe(moe, x, [m.view(4, 5, 12) for m in masks] if training else None)
     assert_same_output_and_gradients(fast, slow, list(moe.parameters()))
@@ -265,7 +267,7 @@ def test_moe_each_expert_draws_its_own_mask() -> None:
 
 def test_moe_gate_noise_only_in_training() -> None:
     torch.manual_seed(0)
-    moe = MoEAdaptor(32, 8, 8, 0.2, modulation="position", max_len=10)
+    moe = PositionModulatedAdaptor(32, 8, 8, 0.2, max_len=10)
     x = torch.randn(64, 10, 32)
     moe.train()
     noisy_a, noisy_b = moe.gate_logits(x), moe.gate_logits(x)
@@ -278,9 +280,9 @@ def test_moe_gate_noise_only_in_training() -> None:
 
 
 def test_moe_parameter_shapes() -> None:
-    position = MoEAdaptor(768, 300, 8, 0.2, modulation="position", max_len=50)
-    glob = MoEAdaptor(768, 300, 8, 0.2, modulation="global")
-    none = MoEAdaptor(768, 300, 8, 0.2, modulation="none")
+    position = PositionModulatedAdaptor(768, 300, 8, 0.2, max_len=50)
+    glob = MoEAdaptor(768, 300, 8, 0.2)
+    none = MoEAdaptor(768, 300, 8, 0.2, whitening=False)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(position) == 8 * (768 * 300 + 50 * 768) + 2 * 768 * 8
     assert count(glob) == 8 * (768 * 300 + 768) + 2 * 768 * 8

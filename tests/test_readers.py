@@ -27,6 +27,7 @@ from benchmark.data.readers import (
 )
 from benchmark.errors import TedbenchError
 
+
 def utc(*args: int) -> int:
     return int(datetime(*args, tzinfo=timezone.utc).timestamp())
 

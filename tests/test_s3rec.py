@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from baselines.layers import bidirectional_padding_mask, causal_padding_mask
-from baselines.layers import sample_absent_items
+from baselines.negatives import sample_absent_items
 from baselines.s3rec import S3Rec, attribute_nll, right_to_left_padding
+from benchmark.layers.blocks import bidirectional_padding_mask, causal_padding_mask
 from benchmark.model import Batch
 from benchmark.registry import get_model
 from tests.modelkit import adam_losses, fit_one_epoch, ml1m_model, right_padded, small_model, small_splits, trainable, training_batch

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from baselines.layers import causal_padding_mask
 from baselines.sasrec import SASRec
+from benchmark.layers.blocks import causal_padding_mask
 from benchmark.model import Batch, DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model, list_models
 from tests.modelkit import ml1m_model, right_padded, trainable

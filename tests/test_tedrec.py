@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from baselines.layers import causal_padding_mask
+from benchmark.layers.blocks import causal_padding_mask
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import create_model, get_model
 from tedrec import FrequencyFusion, TedRec

@@ -12,9 +12,9 @@ from torch.nn import functional as F
 
 from baselines.difsr import DIFAttention
 from baselines.fusion_layers import ConcatFusion, VanillaAttention, item_features
-from baselines.layers import causal_padding_mask
 from baselines.smlp4rec import SMLPBlock
 from benchmark.errors import TedbenchError
+from benchmark.layers.blocks import causal_padding_mask
 from benchmark.model import DatasetInfo, gather_last
 from benchmark.registry import create_model, get_model
 from tests import modelkit

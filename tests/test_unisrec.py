@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from baselines.layers import causal_padding_mask
 from baselines.unisrec import UniSRec
+from benchmark.layers.blocks import causal_padding_mask
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import create_model, get_model
 from tests.modelkit import ml1m_model, right_padded, small_model, text_matrix, trainable

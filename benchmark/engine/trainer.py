@@ -29,7 +29,7 @@ from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import atomic_path, write_json, write_text
 from benchmark.metrics import summarize
-from benchmark.model import Batch, SequentialModel
+from benchmark.model import Batch, SequentialModel, TrainingRows
 
 SELECTION_METRIC = "ndcg@10"
 
@@ -128,6 +128,12 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def training_rows(splits: Splits) -> TrainingRows:
+    """The training rows of `splits` as the model interface shows them (targets, inputs by row index)."""
+    train = splits.train
+    return TrainingRows(splits.items[train.target_pos], lambda index: splits.batch(train.subset(index))[:2])
+
+
 class Trainer:
     """Trains one model on one dataset and writes config, log, metrics and per-user ranks to `out`."""
 
@@ -150,15 +156,15 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         self.pretrain_epochs = int(self.model.config.get("pretrain_epochs", 0)) if hasattr(self.model, "pretrain_loss") else 0
         self.pre_optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate) if self.pretrain_epochs else None
-        self.model.attach(self.splits)
+        self.train_rows = training_rows(self.splits)
+        self.model.attach(self.train_rows)
         self._restored: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
 
     # -- one step, one epoch -----------------------------------------------------------------
     def step(self, index: torch.Tensor, pretrain: bool = False) -> torch.Tensor:
         """One optimisation step on the training rows `index`; returns the batch's mean loss (on device)."""
-        rows = self.splits.train.subset(index)
-        seq, length, target = self.splits.batch(rows)
-        batch = Batch(seq, length, target, self.model.batch_extras(self.splits, rows))
+        seq, length, target = self.splits.batch(self.splits.train.subset(index))
+        batch = Batch(seq, length, target, self.model.batch_extras(self.train_rows, index))
         loss_fn = self.model.pretrain_loss if pretrain else self.loss_fn
         optimizer = self.pre_optimizer if pretrain else self.optimizer
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):

@@ -1,7 +1,10 @@
-"""Building blocks shared by the RecBole-style baselines and TedRec.
+"""The paper's layers, shared by the baselines and TedRec: RecBole's Transformer (attention, FFN, encoder),
+the SASRec-family sequence embedding, FMLP-Rec's learnable filter, UniSRec's MoE adaptor, cosine scoring,
+attention masks and RecBole's init.
 
 Everything follows RecBole 1.2 (`recbole/model/layers.py`, `SequentialRecommender`) unless a
-docstring says otherwise; see the research digest §0.3/§0.4 for the conventions.
+docstring says otherwise; see the research digest §0.3/§0.4 for the conventions. The CPU kernels these
+layers run on are in `benchmark.layers.kernels`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from benchmark.layers.kernels import Dropout, ExpertMixture, at_least_float32, dropout, nonzero_rows
+
 MASK_VALUE = -10000.0  # RecBole's additive value for hidden attention keys
 
 ACTIVATIONS = {
@@ -21,11 +26,6 @@ ACTIVATIONS = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
 }
-
-
-def at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    """x upcast to float32 if it is half/bfloat16 (FFTs and the MoE mixture run in full precision)."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def recbole_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
@@ -41,75 +41,6 @@ def recbole_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
-
-
-def bernoulli_keep_(mask: torch.Tensor, keep_prob: float, scratch: torch.Tensor | None = None) -> torch.Tensor:
-    """Fill the contiguous bool tensor `mask` with iid Bernoulli(keep_prob) draws and return it.
-
-    On CPU each draw compares a uniform random byte with keep_prob·256; draws that tie with the threshold
-    byte (1 in 256) are decided by a fresh 32-bit uniform, so the probability is exact to 2⁻⁴⁰ (torch's own
-    CPU draws have 31 bits) at a quarter of the random bits of a 32-bit draw: ~5x faster than
-    `torch.bernoulli`. `scratch` (a contiguous tensor of >= 2·mask.numel() + 8 bytes, overwritten) avoids
-    allocating the random bytes. Other devices compare `torch.rand` draws with keep_prob.
-    """
-    if mask.device.type != "cpu":
-        return torch.lt(torch.rand(mask.shape, device=mask.device), keep_prob, out=mask)
-    level = keep_prob * 256
-    if level >= 256:
-        return mask.fill_(True)
-    n = mask.numel()
-    nbytes = -(-n // 8) * 8
-    if scratch is None or scratch.numel() * scratch.element_size() < nbytes + n:
-        scratch = torch.empty(nbytes + n, dtype=torch.uint8)
-    buffer = scratch.view(-1).view(torch.uint8)
-    buffer[:nbytes].view(torch.int64).random_(-(2**63), 2**63 - 1)
-    random_bytes, threshold = buffer[:n], int(level)
-    torch.lt(random_bytes, threshold, out=mask.view(-1))
-    if level == threshold:  # keep_prob is a multiple of 1/256 (e.g. 0.5): the byte comparison is already exact
-        return mask
-    ties = torch.eq(random_bytes, threshold, out=buffer[nbytes : nbytes + n].view(torch.bool)).nonzero().squeeze(1)
-    words = torch.empty((ties.numel() + 1) // 2, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
-    tie_threshold = min(-(2**31) + round((level - threshold) * 2**32), 2**31 - 1)
-    mask.view(-1)[ties] = words.view(torch.int32)[: ties.numel()] < tie_threshold
-    return mask
-
-
-def masked_(out: torch.Tensor, keep: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """out = x where keep else 0, written into `out` (faster than `torch.where` with a bool mask on CPU)."""
-    return out.copy_(keep).mul_(x)
-
-
-class _Dropout(torch.autograd.Function):
-    """Inverted dropout that keeps only its bool mask for backward."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
-        keep = bernoulli_keep_(torch.empty(x.shape, dtype=torch.bool, device=x.device), 1.0 - p, scratch=out)
-        ctx.save_for_backward(keep)
-        ctx.scale = 1.0 / (1.0 - p)
-        return masked_(out, keep, x).mul_(ctx.scale)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (keep,) = ctx.saved_tensors
-        return masked_(torch.empty_like(grad, memory_format=torch.contiguous_format), keep, grad).mul_(ctx.scale), None
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """`F.dropout(x, p, training)`; on CPU computed with the faster masks of `bernoulli_keep_`."""
-    if not training or p == 0.0:
-        return x
-    if p == 1.0 or x.device.type != "cpu":
-        return F.dropout(x, p, training)
-    return _Dropout.apply(x, p)
-
-
-class Dropout(nn.Dropout):
-    """`nn.Dropout` computed by `dropout` (same distribution, faster masks on CPU)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.p, self.training)
 
 
 def causal_padding_mask(seq: torch.Tensor) -> torch.Tensor:
@@ -281,110 +212,31 @@ class LearnableFilter(nn.Module):
         return self.filter_spectrum(torch.fft.rfft(at_least_float32(x), dim=1, norm="ortho"), x.size(1))
 
 
-def nonzero_rows(x: torch.Tensor) -> torch.Tensor | None:
-    """Indices of the rows of a 2-D x that are not all zero (None if that is every row, or if x needs a gradient)."""
-    if x.requires_grad:
-        return None
-    rows = x.any(dim=-1).nonzero().squeeze(1)
-    return None if rows.numel() == x.size(0) else rows
-
-
-class _ExpertMixture(torch.autograd.Function):
-    """Σ_k gates[:, k] · (Dropout_k(x)·A_k − shift_k[row % P]) for x [N, in], gates [N, K], experts A [K, in, out],
-    shift [K, P, out] or None (rows cycle through P positions) and dropout probability p (0: no dropout).
-
-    `rows`, if given, lists the rows of x that are not all zero (x must then not need a gradient): the other rows
-    have Dropout_k(0)·A_k = 0, so the products are computed for `rows` only and padding costs nothing.
-    Runs expert by expert on reused buffers; backward keeps only the bool dropout masks and the expert outputs
-    (needed for the gate gradient), so no [K, N, in] float tensor is ever stored. The 1/(1−p) dropout scale
-    is applied to A_k (and to its gradient) instead of to the inputs, and the products are computed into
-    buffers padded to a multiple of 16 columns (MKL's GEMM is ~30% slower at e.g. 300).
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, gates: torch.Tensor, experts: torch.Tensor, shift: torch.Tensor | None,
-                p: float, rows: torch.Tensor | None):
-        n_exps, out_dim = experts.size(0), experts.size(-1)
-        active = x if rows is None else x.index_select(0, rows)
-        keep = active.new_empty((n_exps, *active.shape), dtype=torch.bool) if p > 0 else None
-        dropped = torch.empty_like(active) if p > 0 else active
-        weights = F.pad(experts / (1.0 - p), (0, -out_dim % 16))
-        padded = x.new_empty(n_exps, x.size(0), weights.size(-1))
-        outputs = padded[..., :out_dim]
-        product = None if rows is None else active.new_empty(active.size(0), weights.size(-1))
-        mixed = x.new_empty(x.size(0), out_dim)
-        for k in range(n_exps):
-            if keep is not None:
-                masked_(dropped, bernoulli_keep_(keep[k], 1.0 - p, scratch=dropped), active)
-            if rows is None:
-                torch.mm(dropped, weights[k], out=padded[k])
-            else:
-                padded[k].zero_().index_copy_(0, rows, torch.mm(dropped, weights[k], out=product))
-            if shift is not None:
-                outputs[k].view(-1, *shift.shape[1:]).sub_(shift[k])
-            if k == 0:
-                torch.mul(outputs[k], gates[:, :1], out=mixed)
-            else:
-                mixed.addcmul_(outputs[k], gates[:, k : k + 1])
-        ctx.save_for_backward(active, gates, experts, outputs, keep, rows)
-        ctx.p = p
-        ctx.positions = None if shift is None else shift.size(1)
-        return mixed
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        active, gates, experts, outputs, keep, rows = ctx.saved_tensors
-        grad = grad.contiguous()
-        scale = 1.0 / (1.0 - ctx.p)
-        dropped = torch.empty_like(active) if keep is not None else active
-        grad_x = torch.zeros_like(active) if ctx.needs_input_grad[0] else None
-        grad_gates = gates.new_empty(gates.size(1), gates.size(0))  # [K, N], transposed at the end
-        grad_experts = torch.empty_like(experts)
-        grad_shift = None if ctx.positions is None else grad.new_empty(experts.size(0), ctx.positions, grad.size(-1))
-        grad_k = torch.empty_like(grad)
-        grad_rows = None if rows is None else grad.new_empty(rows.numel(), grad.size(-1))
-        for k in range(experts.size(0)):
-            torch.sum(torch.mul(grad, outputs[k], out=grad_k), dim=-1, out=grad_gates[k])
-            torch.mul(grad, gates[:, k : k + 1], out=grad_k)  # gradient of expert k's output
-            if grad_shift is not None:
-                torch.sum(grad_k.view(-1, ctx.positions, grad.size(-1)), dim=0, out=grad_shift[k]).neg_()
-            grad_active = grad_k if rows is None else torch.index_select(grad_k, 0, rows, out=grad_rows)
-            if keep is not None:
-                masked_(dropped, keep[k], active)
-            torch.mm(dropped.t(), grad_active, out=grad_experts[k]).mul_(scale)
-            if grad_x is not None:
-                grad_in = (grad_active @ experts[k].t()).mul_(scale)
-                grad_x += grad_in if keep is None else masked_(dropped, keep[k], grad_in)
-        return grad_x, grad_gates.t(), grad_experts, grad_shift, None, None
-
-
 class MoEAdaptor(nn.Module):
-    """UniSRec's MoE adaptor with optional per-position modulation (TedRec).
+    """UniSRec's MoE adaptor (official `MoEAdaptorLayer`).
 
     gates = softmax(x·Wg + ε·(softplus(x·Wn) + 0.01)), ε ~ N(0, 1) only in training (dense, no top-k);
     expert k: (Dropout_p(x) − b_k)·A_k, one dropout mask per expert; output Σ_k gates_k · expert_k.
-    `modulation`: "global" (b_k of shape (in,), UniSRec's whitening bias), "position" (b_k of shape
-    (L, in), TedRec's modulation embedding; inputs must be [.., L, in]) or "none" (no bias).
-    Wg, Wn and b are zero-initialised, A_k ~ N(0, 0.02²).
+    b_k: UniSRec's whitening bias, one (in,) vector per expert, stored as `bias` (K, 1, in); `whitening=False`:
+    no bias. Wg, Wn and b are zero-initialised, A_k ~ N(0, 0.02²).
 
     Computed as Σ_k gates_k·(Dropout_k(x)·A_k − b_k·A_k), which is the same function: the bias enters
     through the small products b_k·A_k, never through an [.., in]-sized tensor, and all-zero input rows
-    (padding positions, whose text row is 0) skip the expert products, which are 0 for them.
+    (padding positions, whose text row is 0) skip the expert products, which are 0 for them. The products
+    (`shift`, [K, R, out]) are subtracted from the input rows in turn along the second-to-last axis, so a
+    subclass may hold R > 1 bias rows per expert (with `check_length` for its inputs) and reuse the rest.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, n_exps: int, dropout_prob: float,
-                 modulation: str = "global", max_len: int | None = None, noise: bool = True):
+    def __init__(self, in_dim: int, out_dim: int, n_exps: int, dropout_prob: float, whitening: bool = True,
+                 noise: bool = True):
         super().__init__()
-        shapes = {"global": (n_exps, 1, in_dim), "position": (n_exps, max_len, in_dim), "none": None}
-        if modulation not in shapes or (modulation == "position" and max_len is None):
-            raise ValueError(f"modulation must be global, position (with max_len) or none, not {modulation!r}")
         self.n_exps = n_exps
         self.dropout_prob = dropout_prob
         self.noise = noise
         self.w_gate = nn.Parameter(torch.zeros(in_dim, n_exps))
         self.w_noise = nn.Parameter(torch.zeros(in_dim, n_exps))
         self.experts = nn.Parameter(torch.randn(n_exps, in_dim, out_dim) * 0.02)
-        self.bias = nn.Parameter(torch.zeros(shapes[modulation])) if shapes[modulation] else None
+        self.bias = nn.Parameter(torch.zeros(n_exps, 1, in_dim)) if whitening else None
 
     def gate_logits(self, x: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Router logits [.., K] of x (or, with `ids`, of the rows x[ids]); noisy in training mode.
@@ -400,16 +252,17 @@ class MoEAdaptor(nn.Module):
         return clean + torch.randn_like(clean) * (F.softplus(raw_noise) + 0.01)
 
     def shift(self) -> torch.Tensor | None:
-        """b_k·A_k [K, 1 or L, out] in (at least) float32, or None without modulation."""
+        """b_k·A_k [K, R, out] in (at least) float32, or None without a bias."""
         return None if self.bias is None else torch.bmm(at_least_float32(self.bias), at_least_float32(self.experts))
 
     def lookup(self, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """`forward(table[ids])` for a [N, in] table and ids [.., L], with less work: the gate logits are computed
-        per table row; without dropout (evaluation) so is the whole mixture except the per-position shift,
-        Σ_k g_k·(t·A_k − s_k) = (Σ_k g_k·t·A_k)[ids] − Σ_k g_k·s_k, since the gates then depend on the item only."""
+        per table row; without dropout (evaluation) so is the whole mixture except the shift, subtracted row by row
+        along the ids' last axis: Σ_k g_k·(t·A_k − s_k) = (Σ_k g_k·t·A_k)[ids] − Σ_k g_k·s_k, since the gates then
+        depend on the item only."""
         if self.training:
             return self.forward(table[ids], self.gate_logits(table, ids))
-        self._check_length(ids.size(-1))
+        self.check_length(ids.size(-1))
         with torch.autocast(table.device.type, enabled=False):
             gates = F.softmax(at_least_float32(self.gate_logits(table)), dim=-1)  # [N, K]
             text, experts = at_least_float32(table), at_least_float32(self.experts)
@@ -418,37 +271,21 @@ class MoEAdaptor(nn.Module):
                 mixed.addmm_(text * gates[:, k : k + 1], experts[k])
             out = mixed[ids]
             shift = self.shift()
-            if shift is not None:  # Σ_k g_k·s_k[j]: position by position, [L, B', K] @ [L or 1, K, out]
+            if shift is not None:  # Σ_k g_k·s_k[j]: row j of the last axis by row, [L, B', K] @ [R, K, out]
                 item_gates = gates[ids].reshape(-1, ids.size(-1), self.n_exps).transpose(0, 1)
                 out -= torch.matmul(item_gates, shift.transpose(0, 1)).transpose(0, 1).reshape(out.shape)
         return out
 
-    def _check_length(self, length: int) -> None:
-        if self.bias is not None and self.bias.size(1) != 1 and length != self.bias.size(1):
-            raise ValueError(f"per-position modulation needs inputs of length {self.bias.size(1)}, got {length}")
+    def check_length(self, length: int) -> None:
+        """Hook for subclasses whose bias rows need inputs of a given length along the second-to-last axis."""
 
     def forward(self, x: torch.Tensor, gate_logits: torch.Tensor | None = None) -> torch.Tensor:
         """The adaptor on x [.., in]; `gate_logits` [.., K] if already computed (see `lookup`)."""
         gates = F.softmax(self.gate_logits(x) if gate_logits is None else gate_logits, dim=-1)
-        self._check_length(x.size(-2))
+        self.check_length(x.size(-2))
         p = self.dropout_prob if self.training else 0.0
         with torch.autocast(x.device.type, enabled=False):  # the mixture runs in (at least) float32
             experts, shift = at_least_float32(self.experts), self.shift()
             flat, gates = at_least_float32(x).reshape(-1, x.size(-1)), at_least_float32(gates).reshape(-1, self.n_exps)
-            out = _ExpertMixture.apply(flat, gates, experts, shift, p, nonzero_rows(flat))
+            out = ExpertMixture.apply(flat, gates, experts, shift, p, nonzero_rows(flat))
         return out.view(*x.shape[:-1], -1)
-
-
-def sample_absent_items(present: torch.Tensor, count: int, n_items: int, max_rounds: int = 100) -> torch.Tensor:
-    """[B, count] ids drawn uniformly from 1..n_items−1, each absent from its row of `present` [B, M].
-
-    Vectorised rejection: clashing draws are redrawn until none is left (after `max_rounds` rounds a row that
-    holds almost every id may keep a clash).
-    """
-    draws = torch.randint(1, n_items, (present.size(0), count), device=present.device)
-    for _ in range(max_rounds):
-        clash = (draws.unsqueeze(-1) == present.unsqueeze(1)).any(-1)
-        if not bool(clash.any()):
-            break
-        draws = torch.where(clash, torch.randint_like(draws, 1, n_items), draws)
-    return draws
