@@ -35,12 +35,12 @@ from typing import Any
 import yaml
 
 from benchmark import argtypes
-from benchmark.data.prepare import processed_dir
 from benchmark.data.store import load_sequences
 from benchmark.engine.run import load_dataset, resolve_configs
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import write_text
+from benchmark.layout import processed_dir
 from benchmark.registry import get_model
 from benchmark.verify import (
     DATASET_NAME,
