@@ -19,10 +19,11 @@ from benchmark.verify import (
     SideRun,
     check_same_rows,
     recbole_config,
-    recbole_settings,
+    reference_settings,
     verdict,
     write_atomic,
 )
+from benchmark.reference import resolve
 from tests.modelkit import import_tiny_dataset
 from tests.recbolekit import recbole
 
@@ -71,8 +72,8 @@ def test_the_row_check_detects_different_rows(data_root: Path, tmp_path: Path) -
     splits, info, _ = load_dataset(data_root, "tiny", None, needs_text=False)
     write_atomic(splits, info.n_items, tmp_path / "tedbench")
     model_config = get_model("SASRec").config({"hidden_size": 8, "inner_size": 16})
-    settings = recbole_settings("SASRec", model_config, TrainConfig(), tmp_path, splits.max_len, 2020,
-                                torch.device("cpu"), tmp_path / "work")
+    settings = reference_settings(resolve("recbole", "SASRec", model_config, None), model_config, TrainConfig(),
+                                  tmp_path, splits.max_len, 2020, torch.device("cpu"), tmp_path / "work")
     config = recbole_config("SASRec", DATASET_NAME, settings)
     train, valid, test = data_preparation(config, create_dataset(config))
     assert train.dataset.item_num == info.n_items  # every id, also those no user touches
