@@ -256,6 +256,8 @@ def cmd_verify(args: argparse.Namespace) -> None:
         command="tedbench " + shlex.join(args.argv),
         against=args.against,
         reference_code=Path(args.reference_code) if args.reference_code else None,
+        transplant=args.transplant,
+        encoder=args.encoder,
     )
     _print_json(result)
 
@@ -513,6 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", choices=("recbole", "official"), required=True,
                    help="the reference: RecBole 1.2.1's model (installed with --no-deps), or the official code at --reference-code")
     p.add_argument("--reference-code", metavar="PATH", help="a checkout of the official code (--against official)")
+    p.add_argument("--transplant", action="store_true",
+                   help="after training (or reusing) both sides, evaluate each side's best weights in the other "
+                        "(STEM.transplant.md) instead of writing the side-by-side report")
     p.add_argument("--seeds", type=argtypes.positive_int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)")
     p.add_argument("--out", default="results/fidelity", help="where the Markdown and CSV tables go")
     p.add_argument("--work", help="run folders of both sides (default: runs/verify/DATASET/MODEL/PROFILE[/official]); "

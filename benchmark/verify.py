@@ -41,6 +41,8 @@ from benchmark.metrics import DEFAULT_KS
 from benchmark.model import DatasetInfo
 from benchmark.reference import Reference, import_recbole, resolve, write_text_features
 from benchmark.registry import get_model
+from benchmark.transplant import name_map, write_transplant
+from benchmark.transplant import transplant as run_transplant
 
 METRICS = tuple(f"{name}@{k}" for k in DEFAULT_KS for name in ("recall", "ndcg"))
 DATASET_NAME = "tedbench"
@@ -218,10 +220,10 @@ def run_reference(reference: Reference, settings: dict[str, Any], splits: Splits
             return score, result
 
         def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-            # RecBole saves the best model here; a copy in memory spares reloading its pickled file
+            # RecBole pickles the best model (and its config, which names an official checkout's class by a
+            # module path pickle cannot import) here; verify keeps the weights instead and saves them itself
             best["state_dict"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             best["epoch"] = epoch
-            super()._save_checkpoint(epoch, verbose=verbose, **kwargs)
 
     best: dict[str, Any] = {}
     trainer = RecordingTrainer(config, net)
@@ -244,8 +246,8 @@ class _Inert:
 
 # -- tedbench side ----------------------------------------------------------------------------------
 def run_tedbench(model: str, dataset: str, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
-                 seed: int, device: str, out: Path) -> SideRun:
-    metrics = train(model, dataset, data_root=data_root, out=out, device=device, overrides=overrides,
+                 seed: int, device: str, out: Path, encoder: str | None = None) -> SideRun:
+    metrics = train(model, dataset, data_root=data_root, out=out, device=device, overrides=overrides, encoder=encoder,
                     train_config=replace(train_config, seed=seed), progress=False, tag="verify")
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     log = [record for record in log if record.get("stage") != "pretrain"]
@@ -361,6 +363,7 @@ class Setup:
     data_path: Path
     device: torch.device
     work: Path
+    encoder: str | None = None  # item-text encoder (None: the default) of a reference that reads text
 
     def settings(self, seed: int) -> dict[str, Any]:
         return reference_settings(self.reference, self.model_config, replace(self.train_config, seed=seed),
@@ -378,7 +381,17 @@ class Setup:
         settings = {**self.identity(seed), "side": "tedbench", "model_config": self.model_config}
         return side_run(folder, settings, lambda: run_tedbench(
             self.model, self.dataset, self.data_root, self.overrides, self.train_config, seed, str(self.device),
-            folder))
+            folder, self.encoder))
+
+    def tedbench_weights(self, seed: int) -> dict[str, torch.Tensor]:
+        """The best weights tedbench's run of `seed` kept."""
+        return torch.load(self.work / f"tedbench-seed{seed}" / "checkpoints" / "best.pt", map_location="cpu",
+                          weights_only=True)["model"]
+
+    def reference_weights(self, seed: int) -> dict[str, torch.Tensor]:
+        """The best weights the reference's run of `seed` kept."""
+        return torch.load(self.work / f"{self.reference.key}-seed{seed}" / BEST_WEIGHTS, map_location="cpu",
+                          weights_only=True)
 
     def theirs(self, seed: int) -> SideRun:
         folder = self.work / f"{self.reference.key}-seed{seed}"
@@ -390,26 +403,30 @@ class Setup:
 
 
 def prepare(model: str, dataset: str, *, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
-            against: str, reference_code: Path | None, device: str, work: Path) -> Setup:
+            against: str, reference_code: Path | None, device: str, work: Path, encoder: str | None = None) -> Setup:
     """Resolve both sides' settings, load the data and write it for the reference under `work/recbole-data`."""
     entry = get_model(model)
     train_config = replace(train_config, max_steps_per_epoch=None)  # RecBole trains whole epochs
     model_config, train_config = resolve_configs(entry, overrides, train_config)
     reference = resolve(against, model, model_config, reference_code)
-    splits, info, _ = load_dataset(data_root, dataset, None, needs_text=reference.text_suffix is not None,
+    splits, info, _ = load_dataset(data_root, dataset, encoder, needs_text=reference.text_suffix is not None,
                                    users=train_config.user_subsample)
     data_path = work / "recbole-data"
     write_reference_data(splits, info, reference, data_path / DATASET_NAME)
     return Setup(model, dataset, Path(data_root), overrides, model_config, train_config, splits, info, reference,
-                 data_path, torch.device(device), work)
+                 data_path, torch.device(device), work, encoder)
 
 
 def verify(model: str, dataset: str, *, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
            seeds: list[int], profile: str | None, device: str, out: Path, work: Path, command: str,
-           against: str = "recbole", reference_code: Path | None = None) -> dict[str, Any]:
-    """Train both sides for every seed (reusing finished ones) and write the side-by-side report under `out`."""
+           against: str = "recbole", reference_code: Path | None = None, transplant: bool = False,
+           encoder: str | None = None) -> dict[str, Any]:
+    """Train both sides for every seed (reusing finished ones) and write the side-by-side report under `out`
+    (with `transplant`: the weight-transplant table of the same runs instead)."""
     setup = prepare(model, dataset, data_root=data_root, overrides=overrides, train_config=train_config,
-                    against=against, reference_code=reference_code, device=device, work=work)
+                    against=against, reference_code=reference_code, device=device, work=work, encoder=encoder)
+    if transplant:
+        name_map(model)  # refused before anything trains
     ours, theirs = [], []
     for seed in seeds:
         ours.append(setup.ours(seed))
@@ -428,4 +445,8 @@ def verify(model: str, dataset: str, *, data_root: Path, overrides: dict[str, An
     stem = f"{dataset}.{model}.{profile or 'paper'}"
     if reference.key != "recbole":
         stem += f".{reference.key}"
+    if transplant:
+        rows = [row for seed in seeds for row in run_transplant(
+            setup, seed, setup.tedbench_weights(seed), setup.reference_weights(seed))]
+        return write_transplant(Path(out), stem, header, rows, reference.label)
     return write_report(Path(out), stem, header, ours, theirs, reference.key, reference.label)
