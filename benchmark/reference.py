@@ -125,7 +125,8 @@ def load_class(checkout: Path, relative: str, name: str) -> type:
 
 def checkout_commit(checkout: Path) -> str:
     """The checkout's HEAD commit, or "unknown" when it is not a git work tree."""
-    result = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
+    result = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=False)
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 

@@ -246,11 +246,12 @@ def transplant_markdown(header: dict[str, Any], rows: list[dict[str, Any]], labe
     lines += [f"- {name}: {value}" for name, value in header.items()]
     equal = all(row["equal"] for row in rows)
     gap = max(row["score_gap"] for row in rows)
-    lines += ["", f"**{'EXACT' if equal else 'DIFFERENT'}: every metric {'equal' if equal else 'not equal'} across "
-              f"the two evaluations (rounded to {METRIC_DECIMALS} decimals); largest full-sort score difference "
-              f"{gap:.2e}.**", "",
-              "Each side's trained weights, evaluated by its own full-sort evaluation and, transplanted, by the "
-              "other side's.", "",
+    summary = (f"**{'EXACT' if equal else 'DIFFERENT'}: every metric {'equal' if equal else 'not equal'} across "
+               f"the two evaluations (rounded to {METRIC_DECIMALS} decimals); largest full-sort score difference "
+               f"{gap:.2e}.**")
+    lines += ["", summary, "",
+              ("Each side's trained weights, evaluated by its own full-sort evaluation and, transplanted, by the "
+               "other side's (the gap is over every valid and test row and every real item)."), "",
               f"| seed | weights | split | evaluated by | {' | '.join(METRICS)} | equal |",
               "|---|---|---|---|" + "---|" * len(METRICS) + "---|"]
     for row in rows:

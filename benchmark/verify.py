@@ -33,13 +33,13 @@ import torch
 
 from benchmark.data.splits import Rows, Splits
 from benchmark.engine.run import load_dataset, resolve_configs, train
-from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.engine.runstate import differing_keys
+from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_path, write_json, write_text
 from benchmark.metrics import DEFAULT_KS
 from benchmark.model import DatasetInfo
-from benchmark.reference import Reference, import_recbole, resolve, write_text_features
+from benchmark.reference import Reference, resolve, write_text_features
 from benchmark.registry import get_model
 from benchmark.transplant import name_map, write_transplant
 from benchmark.transplant import transplant as run_transplant

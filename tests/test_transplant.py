@@ -17,7 +17,13 @@ from benchmark.cli import main
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.registry import create_model
-from benchmark.transplant import NAME_MAPS, item_order, to_reference, to_tedbench, transplant
+from benchmark.transplant import (
+    NAME_MAPS,
+    item_order,
+    to_reference,
+    to_tedbench,
+    transplant,
+)
 from benchmark.verify import prepare, reference_data
 from tests.recbolekit import recbole
 

@@ -13,6 +13,7 @@ from benchmark.cli import main
 from benchmark.engine.run import load_dataset
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
+from benchmark.reference import resolve
 from benchmark.registry import get_model
 from benchmark.verify import (
     DATASET_NAME,
@@ -23,7 +24,6 @@ from benchmark.verify import (
     verdict,
     write_atomic,
 )
-from benchmark.reference import resolve
 from tests.modelkit import import_tiny_dataset
 from tests.recbolekit import recbole
 
