@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from benchmark.verify import (
     check_same_rows,
     recbole_config,
     reference_settings,
+    side_run,
     verdict,
     write_atomic,
 )
@@ -100,3 +102,19 @@ def test_unsupported_model_is_a_clear_error(data_root: Path, tmp_path: Path, cap
                  "--against", "recbole", "--out", str(tmp_path)])
     assert code == 2
     assert "verify --against recbole supports SASRec, FEARec" in capsys.readouterr().err
+
+
+def test_a_finished_side_is_reused_and_other_settings_are_refused(tmp_path: Path) -> None:
+    calls = []
+
+    def compute() -> SideRun:
+        calls.append(1)
+        return SideRun(2020, loss=[1.5], valid=[0.1], best_epoch=0, test={"ndcg@10": 0.25})
+
+    settings = {"model": "SASRec", "train_config": {"epochs": 2, "seed": 2020}, "data": "abc"}
+    first = side_run(tmp_path, settings, compute)
+    again = side_run(tmp_path, json.loads(json.dumps(settings)), compute)
+    assert again == first and len(calls) == 1
+    with pytest.raises(TedbenchError, match=r"siderun.json: finished with other settings \(train_config.epochs\)"):
+        side_run(tmp_path, {**settings, "train_config": {"epochs": 3, "seed": 2020}}, compute)
+    assert len(calls) == 1
