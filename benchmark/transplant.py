@@ -190,11 +190,13 @@ def score_gap(ours, reference, splits, order: torch.Tensor) -> float:
     ours.eval(), reference.eval()
     to_reference_id = torch.empty_like(order)
     to_reference_id[order] = torch.arange(len(order))
+    device = next(reference.parameters()).device
     gap = 0.0
     for split in ("valid", "test"):
-        seq, length, _ = splits.batch(getattr(splits, split))
-        theirs = reference.full_sort_predict(Interaction({"item_id_list": to_reference_id[seq], "item_length": length}))
-        mine = ours.full_sort_scores(seq, length)[:, order]
+        seq, length, _ = (t.to(device) for t in splits.batch(getattr(splits, split)))
+        rows = Interaction({"item_id_list": to_reference_id.to(device)[seq], "item_length": length})
+        theirs = reference.full_sort_predict(rows)
+        mine = ours.full_sort_scores(seq, length)[:, order.to(device)]
         gap = max(gap, float((mine[:, 1:] - theirs[:, 1:]).abs().max()))
     return gap
 
@@ -215,7 +217,7 @@ def transplant(setup, seed: int, ours_state: dict[str, torch.Tensor],
     config, train_data, valid_data, test_data = reference_data(setup.reference, settings, setup.splits)
     theirs = setup.reference.model_class(config, train_data.dataset).to(config["device"])
     ours = get_model(setup.model).cls(setup.model_config, setup.info).to(setup.device)
-    order = item_order(train_data.dataset)
+    order, splits = item_order(train_data.dataset), setup.splits.to(setup.device)
     template_ours, template_theirs = ours.state_dict(), theirs.state_dict()
     check_inputs(names, template_theirs, setup.info.item_text, order)
     trainer = recbole_trainer.Trainer(config, theirs)
@@ -228,10 +230,10 @@ def transplant(setup, seed: int, ours_state: dict[str, torch.Tensor],
         else:
             theirs.load_state_dict(state)
             ours.load_state_dict(to_tedbench(names, state, template_ours, order))
-        own, other = (tedbench_side(ours, setup.splits), reference_side(trainer, loaders))
+        own, other = (tedbench_side(ours, splits), reference_side(trainer, loaders))
         if weights != "tedbench":
             own, other = other, own
-        gap = score_gap(ours, theirs, setup.splits, order)
+        gap = score_gap(ours, theirs, splits, order)
         for split in ("valid", "test"):
             equal = rounded(own[split]) == rounded(other[split])
             rows.append({"seed": seed, "weights": weights, "split": split, "own": own[split], "other": other[split],
