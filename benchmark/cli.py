@@ -198,7 +198,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
     if args.amp != "none" or args.tf32 or args.compile:
         raise TedbenchError("verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only")
     seeds = [args.seed + i for i in range(args.seeds)]
-    work = Path(args.work or layout.verify_scratch(args.dataset, args.model, args.profile))
+    work = Path(args.work or layout.verify_scratch(args.dataset, args.model, args.profile, args.against))
     run = _resolved(args, args.model)
     result = verify(
         args.model,
@@ -212,6 +212,10 @@ def cmd_verify(args: argparse.Namespace) -> None:
         out=Path(args.out),
         work=work,
         command="tedbench " + shlex.join(args.argv),
+        against=args.against,
+        reference_code=Path(args.reference_code) if args.reference_code else None,
+        transplant=args.transplant,
+        encoder=args.encoder,
     )
     _print_json(result)
 
@@ -484,10 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="train tedbench's model and the reference implementation side by side (fidelity table)")
     run_options(p)
-    p.add_argument("--against", choices=("recbole",), required=True, help="the reference: RecBole 1.2.1 (installed with --no-deps)")
+    p.add_argument("--against", choices=("recbole", "official"), required=True,
+                   help="the reference: RecBole 1.2.1's model (installed with --no-deps), or the official code at --reference-code")
+    p.add_argument("--reference-code", metavar="PATH", help="a checkout of the official code (--against official)")
+    p.add_argument("--transplant", action="store_true",
+                   help="after training (or reusing) both sides, evaluate each side's best weights in the other "
+                        "(STEM.transplant.md) instead of writing the side-by-side report")
     p.add_argument("--seeds", type=argtypes.positive_int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)")
     p.add_argument("--out", default="results/fidelity", help="where the Markdown and CSV tables go")
-    p.add_argument("--work", help="run folders of both sides (default: runs/verify/DATASET/MODEL/PROFILE)")
+    p.add_argument("--work", help="run folders of both sides (default: runs/verify/DATASET/MODEL/PROFILE[/official]); "
+                   "finished sides and seeds there are reused")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("bench", help="time training steps and full-sort evaluation")

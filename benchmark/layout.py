@@ -82,9 +82,10 @@ def train_scratch(dataset: str, model: str, seed: int) -> Path:
     return SCRATCH / "train" / dataset / model / f"seed{seed}"
 
 
-def verify_scratch(dataset: str, model: str, profile: str | None) -> Path:
-    """`tedbench verify`'s run folders of both sides when no --work is given."""
-    return SCRATCH / "verify" / dataset / model / (profile or "paper")
+def verify_scratch(dataset: str, model: str, profile: str | None, against: str = "recbole") -> Path:
+    """`tedbench verify`'s run folders of both sides when no --work is given (`.../official` for official code)."""
+    folder = SCRATCH / "verify" / dataset / model / (profile or "paper")
+    return folder / "official" if against == "official" else folder
 
 
 def suite_results(suite: str) -> Path:

@@ -38,7 +38,7 @@ from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_path, write_text
 from benchmark.registry import get_model
-from benchmark.verify import Reference, SideRun, run_tedbench, write_report
+from benchmark.verify import ReportSide, SideRun, run_tedbench, write_report
 
 # Both repositories accept only their own dataset names (FMLP-Rec utils.py:17 `sequential_data_list`; DLFS-Rec
 # reads `{data_dir}{data_name}_all_multi_word.dat`): the export is always named like their first one.
@@ -300,7 +300,7 @@ def compare(model: str, dataset: str, *, data_root: Path, checkout: Path, seed: 
                     "CPU, one thread",
         **{f"difference {i}": line for i, line in enumerate(code.differences, start=1)},
     }
-    reference = Reference("official", f"official {code.repository}")
+    reference = ReportSide("official", f"official {code.repository}")
     return write_report(out, f"{dataset}.{model}.official-code", header, [ours], [theirs], reference)
 
 

@@ -12,15 +12,19 @@ epochs, so a profile's per-epoch step cap is dropped on both sides. Seeds s, s+1
 way. Output: a side-by-side Markdown table and CSVs (per-epoch loss and valid NDCG@10 as mean ± std over seeds,
 per-seed test metrics) and a verdict: the test NDCG@10 means differ by at most two standard errors.
 
-RecBole is imported only here, through the numpy 2 / pandas 3 shims of the checkout's `tests/recbole_compat.py`.
+`--against official --reference-code PATH` runs an official RecBole-based checkout instead of stock RecBole
+(`benchmark.reference` knows its files); its item text is written from tedbench's embeddings. Each finished side
+and seed stores its result (`siderun.json`, and its best weights) in its run folder under `--work`; a rerun with
+the same settings and data reuses it, other settings are refused. RecBole is imported only through the numpy 2 /
+pandas 3 shims of the checkout's `tests/recbole_compat.py` (`benchmark.reference.import_recbole`).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +33,17 @@ import torch
 
 from benchmark.data.splits import Rows, Splits
 from benchmark.engine.run import load_dataset, resolve_configs, train
+from benchmark.engine.runstate import differing_keys
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
-from benchmark.fsutil import write_text
+from benchmark.fsutil import atomic_path, write_json, write_text
 from benchmark.metrics import DEFAULT_KS
+from benchmark.model import DatasetInfo
+from benchmark.reference import Reference, resolve, write_text_features
 from benchmark.registry import get_model
+from benchmark.transplant import name_map, write_transplant
+from benchmark.transplant import transplant as run_transplant
 
-COMPAT = Path(__file__).resolve().parents[1] / "tests" / "recbole_compat.py"
-ARCHITECTURE = ("hidden_size", "inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob",
-                "hidden_act", "layer_norm_eps", "initializer_range")
-FEAREC_OPTIONS = ("contrast", "sim", "tau", "lmd", "lmd_sem", "global_ratio", "dual_domain", "spatial_ratio", "std",
-                  "topk_factor", "fredom", "fredom_type")
-# tedbench model -> (RecBole model, the options passed through unchanged)
-RECBOLE_MODELS = {"SASRec": ("SASRec", ARCHITECTURE), "FEARec": ("FEARec", ARCHITECTURE + FEAREC_OPTIONS)}
 METRICS = tuple(f"{name}@{k}" for k in DEFAULT_KS for name in ("recall", "ndcg"))
 DATASET_NAME = "tedbench"
 
@@ -57,17 +59,38 @@ class SideRun:
     test: dict[str, float] = field(default_factory=dict)
 
 
-def import_recbole():
-    if not COMPAT.exists():
-        raise TedbenchError(f"tedbench verify runs from a source checkout: {COMPAT} (the RecBole shims) is missing")
-    spec = importlib.util.spec_from_file_location("tedbench_recbole_compat", COMPAT)
-    compat = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compat)
-    try:
-        return compat.import_recbole()
-    except ImportError as exc:
-        raise TedbenchError(f"RecBole 1.2.1 is not installed ({exc}): "
-                            "pip install --no-deps recbole==1.2.1 texttable") from exc
+SIDE_RUN = "siderun.json"
+BEST_WEIGHTS = "best-weights.pt"  # the reference side's best state dict (tedbench's is checkpoints/best.pt)
+
+
+def stored_side_run(folder: Path, settings: dict[str, Any]) -> SideRun | None:
+    """The side run `folder` finished with `settings`; None if it has none; other settings are refused."""
+    path = folder / SIDE_RUN
+    if not path.exists():
+        return None
+    stored = json.loads(path.read_text())
+    changed = differing_keys(stored["settings"], json.loads(json.dumps(settings)))
+    if changed:
+        raise TedbenchError(f"{path}: finished with other settings ({', '.join(changed)}); "
+                            f"use another --work, or remove {folder} to recompute it")
+    return SideRun(**stored["run"])
+
+
+def side_run(folder: Path, settings: dict[str, Any], compute) -> SideRun:
+    """The stored run of `settings` in `folder`, else `compute()` stored there (after what it wrote itself)."""
+    run = stored_side_run(folder, settings)
+    if run is None:
+        run = compute()
+        write_json(folder / SIDE_RUN, {"settings": settings, "run": asdict(run)})
+    return run
+
+
+def files_digest(folder: Path) -> str:
+    """sha256 over the names and bytes of the files in `folder` (the data both sides read)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -108,15 +131,24 @@ def check_same_rows(splits: Splits, recbole_splits: dict[str, Any]) -> None:
             raise TedbenchError(f"RecBole's {name} rows differ from tedbench's ({len(theirs)} vs {len(ours)} rows)")
 
 
-# -- RecBole side -----------------------------------------------------------------------------------
-def recbole_settings(model: str, model_config: dict[str, Any], train_config: TrainConfig, data_path: Path, max_len: int,
-                     seed: int, device: torch.device, work: Path) -> dict[str, Any]:
+# -- reference side ---------------------------------------------------------------------------------
+def write_reference_data(splits: Splits, info: DatasetInfo, reference: Reference, folder: Path) -> None:
+    """The atomic dataset (`write_atomic`) and, for a reference that reads item text, `NAME.<suffix>`."""
+    write_atomic(splits, info.n_items, folder)
+    if reference.text_suffix:
+        write_text_features(folder / f"{DATASET_NAME}.{reference.text_suffix}", info.item_text)
+
+
+def reference_settings(reference: Reference, model_config: dict[str, Any], train_config: TrainConfig,
+                       data_path: Path, max_len: int, seed: int, device: torch.device, work: Path,
+                       text_dim: int | None = None) -> dict[str, Any]:
     """RecBole's config_dict for the same model options, data and training budget."""
-    values = {key: model_config[key] for key in RECBOLE_MODELS[model][1]}
+    values = {key: model_config[key] for key in reference.options}
     if values.get("contrast") == "none":
         values["contrast"] = None  # the stock yaml: no contrastive term
+    text = reference.text_settings(text_dim, model_config) if reference.text_settings else {}
     return {
-        **values,
+        **values, **text, **reference.data_settings,
         "data_path": str(data_path), "checkpoint_dir": str(work), "seed": seed, "reproducibility": True,
         "use_gpu": device.type == "cuda", "gpu_id": str(device.index or 0) if device.type == "cuda" else "",
         "load_col": None, "user_inter_num_interval": None, "item_inter_num_interval": None,
@@ -131,36 +163,50 @@ def recbole_settings(model: str, model_config: dict[str, Any], train_config: Tra
     }
 
 
-def recbole_config(recbole_model: str, dataset: str, settings: dict[str, Any]):
-    """RecBole's Config, built without the command line (its Config also reads `--key=value` from sys.argv)."""
+PATH_SETTINGS = ("data_path", "checkpoint_dir")  # where, not what: left out of a stored run's settings
+
+
+def recbole_config(model: str | type, dataset: str, settings: dict[str, Any], config_files: tuple[str, ...] = ()):
+    """RecBole's Config (model by name or class; `config_files` first, `settings` win), built without the command
+    line (its Config also reads `--key=value` from sys.argv)."""
     import sys
 
     from recbole.config import Config
 
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        return Config(model=recbole_model, dataset=dataset, config_dict=settings)
+        return Config(model=model, dataset=dataset, config_file_list=list(config_files) or None, config_dict=settings)
     finally:
         sys.argv = argv
 
 
-def run_recbole(model: str, model_config: dict[str, Any], train_config: TrainConfig, data_path: Path,
-                splits: Splits, seed: int, device: torch.device, work: Path) -> SideRun:
+def reference_data(reference: Reference, settings: dict[str, Any], splits: Splits):
+    """(config, train, valid, test dataloaders) of the reference on the written data, its rows checked equal."""
     import recbole.trainer.trainer as recbole_trainer
     from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model as recbole_model_class
     from recbole.utils import init_seed
 
     recbole_trainer.get_tensorboard = lambda logger: _Inert()  # nothing written outside `work`
-    settings = recbole_settings(model, model_config, train_config, data_path, splits.max_len, seed, device, work)
-    config = recbole_config(RECBOLE_MODELS[model][0], DATASET_NAME, settings)
-    init_seed(seed, True)
-    dataset = create_dataset(config)
+    config = recbole_config(reference.model_class, DATASET_NAME, settings, reference.config_files)
+    init_seed(config["seed"], True)
+    dataset = reference.dataset_class(config) if reference.dataset_class else create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     check_same_rows(splits, {"train": train_data.dataset, "valid": valid_data.dataset, "test": test_data.dataset})
-    init_seed(seed, True)
-    net = recbole_model_class(RECBOLE_MODELS[model][0])(config, train_data.dataset).to(config["device"])
-    run = SideRun(seed)
+    width = train_data.dataset.inter_feat["item_id_list"].shape[1]
+    if width != splits.max_len:
+        raise TedbenchError(f"{reference.label} pads sequences to {width} positions, tedbench to {splits.max_len}")
+    return config, train_data, valid_data, test_data
+
+
+def run_reference(reference: Reference, settings: dict[str, Any], splits: Splits, work: Path) -> SideRun:
+    """Train the reference with RecBole's Trainer; its best weights go to `work/BEST_WEIGHTS`."""
+    import recbole.trainer.trainer as recbole_trainer
+    from recbole.utils import init_seed
+
+    config, train_data, valid_data, test_data = reference_data(reference, settings, splits)
+    init_seed(config["seed"], True)
+    net = reference.model_class(config, train_data.dataset).to(config["device"])
+    run = SideRun(config["seed"])
 
     class RecordingTrainer(recbole_trainer.Trainer):
         def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
@@ -174,15 +220,17 @@ def run_recbole(model: str, model_config: dict[str, Any], train_config: TrainCon
             return score, result
 
         def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-            # RecBole saves the best model here; a copy in memory spares reloading its pickled file
+            # RecBole pickles the best model (and its config, which names an official checkout's class by a
+            # module path pickle cannot import) here; verify keeps the weights instead and saves them itself
             best["state_dict"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             best["epoch"] = epoch
-            super()._save_checkpoint(epoch, verbose=verbose, **kwargs)
 
     best: dict[str, Any] = {}
     trainer = RecordingTrainer(config, net)
     trainer.fit(train_data, valid_data, saved=True, show_progress=False, verbose=False)
     net.load_state_dict(best["state_dict"])
+    with atomic_path(work / BEST_WEIGHTS) as tmp:
+        torch.save({k: v.cpu() for k, v in best["state_dict"].items()}, tmp)
     run.best_epoch = int(best["epoch"])
     result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
     run.test = {key.lower(): float(value) for key, value in result.items()}
@@ -198,8 +246,8 @@ class _Inert:
 
 # -- tedbench side ----------------------------------------------------------------------------------
 def run_tedbench(model: str, dataset: str, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
-                 seed: int, device: str, out: Path) -> SideRun:
-    metrics = train(model, dataset, data_root=data_root, out=out, device=device, overrides=overrides,
+                 seed: int, device: str, out: Path, encoder: str | None = None) -> SideRun:
+    metrics = train(model, dataset, data_root=data_root, out=out, device=device, overrides=overrides, encoder=encoder,
                     train_config=replace(train_config, seed=seed), progress=False, tag="verify")
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     log = [record for record in log if record.get("stage") != "pretrain"]
@@ -207,16 +255,18 @@ def run_tedbench(model: str, dataset: str, data_root: Path, overrides: dict[str,
                    int(metrics["best_epoch"]), dict(metrics["test"]))
 
 
+
 # -- comparison -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Reference:
-    """The other side of a report: `slug` names its CSV columns and rows, `label` its Markdown columns."""
+class ReportSide:
+    """How a report names the reference side: `key` its CSV columns and rows, `label` its Markdown columns
+    (a `benchmark.reference.Reference` has both too)."""
 
-    slug: str
+    key: str
     label: str
 
 
-RECBOLE = Reference("recbole", "RecBole 1.2.1")
+RECBOLE = ReportSide("recbole", "RecBole 1.2.1")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -225,7 +275,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def verdict(ours: list[SideRun], theirs: list[SideRun]) -> tuple[str, float, float]:
-    """(verdict, test NDCG@10 difference tedbench − RecBole, its standard error)."""
+    """(verdict, test NDCG@10 difference tedbench − reference, its standard error)."""
     a = [r.test["ndcg@10"] for r in ours]
     b = [r.test["ndcg@10"] for r in theirs]
     difference = float(np.mean(a) - np.mean(b))
@@ -237,24 +287,24 @@ def verdict(ours: list[SideRun], theirs: list[SideRun]) -> tuple[str, float, flo
     return "FAIL: more than two standard errors apart", difference, se
 
 
-def epoch_rows(ours: list[SideRun], theirs: list[SideRun], reference: Reference = RECBOLE) -> list[dict[str, Any]]:
+def epoch_rows(ours: list[SideRun], theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE) -> list[dict[str, Any]]:
     """Per epoch and side: mean and std of the loss and valid NDCG@10 over the seeds that ran the epoch."""
     rows = []
     for epoch in range(max(len(r.loss) for r in ours + theirs)):
         row: dict[str, Any] = {"epoch": epoch}
-        for side, runs in (("tedbench", ours), (reference.slug, theirs)):
+        for side, runs in (("tedbench", ours), (reference.key, theirs)):
             running = [r for r in runs if len(r.loss) > epoch]
-            for key, attr in (("loss", "loss"), ("valid_ndcg@10", "valid")):
+            for name, attr in (("loss", "loss"), ("valid_ndcg@10", "valid")):
                 values = [getattr(r, attr)[epoch] for r in running]
-                row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"] = mean_std(values) if values else (math.nan,) * 2
+                row[f"{side}_{name}_mean"], row[f"{side}_{name}_std"] = mean_std(values) if values else (math.nan,) * 2
             row[f"{side}_seeds"] = len(running)
         rows.append(row)
     return rows
 
 
-def seed_rows(ours: list[SideRun], theirs: list[SideRun], reference: Reference = RECBOLE) -> list[dict[str, Any]]:
+def seed_rows(ours: list[SideRun], theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE) -> list[dict[str, Any]]:
     return [{"side": side, "seed": r.seed, "best_epoch": r.best_epoch, **{m: r.test.get(m, math.nan) for m in METRICS}}
-            for side, runs in (("tedbench", ours), (reference.slug, theirs)) for r in runs]
+            for side, runs in (("tedbench", ours), (reference.key, theirs)) for r in runs]
 
 
 def cell(mean: float, std: float, digits: int = 4) -> str:
@@ -272,7 +322,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def markdown(stem: str, header: dict[str, Any], ours: list[SideRun], theirs: list[SideRun],
-             reference: Reference = RECBOLE) -> str:
+             reference: ReportSide | Reference = RECBOLE) -> str:
     result, difference, se = verdict(ours, theirs)
     spread = "" if math.isnan(se) else f", standard error {se:.4f}"
     lines = [f"# Fidelity: {header['model']} on {header['dataset']}, tedbench vs {reference.label}", ""]
@@ -286,7 +336,7 @@ def markdown(stem: str, header: dict[str, Any], ours: list[SideRun], theirs: lis
     for metric in ("best_epoch",) + METRICS:
         digits = 1 if metric == "best_epoch" else 4
         cells = [cell(*mean_std([row[metric] for row in tests if row["side"] == side]), digits)
-                 for side in ("tedbench", reference.slug)]
+                 for side in ("tedbench", reference.key)]
         lines.append(f"| {metric} | {cells[0]} | {cells[1]} |")
     lines += ["", "## Per epoch (mean ± std over the seeds still training)", "",
               (f"| epoch | loss tedbench | loss {reference.label} | valid NDCG@10 tedbench "
@@ -294,15 +344,15 @@ def markdown(stem: str, header: dict[str, Any], ours: list[SideRun], theirs: lis
               "|---|---|---|---|---|---|"]
     for row in epoch_rows(ours, theirs, reference):
         cells = [cell(row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"])
-                 for key in ("loss", "valid_ndcg@10") for side in ("tedbench", reference.slug)]
-        seeds = f"{row['tedbench_seeds']} / {row[f'{reference.slug}_seeds']}"
+                 for key in ("loss", "valid_ndcg@10") for side in ("tedbench", reference.key)]
+        seeds = f"{row['tedbench_seeds']} / {row[f'{reference.key}_seeds']}"
         lines.append(f"| {row['epoch']} | {' | '.join(cells)} | {seeds} |")
     lines += ["", f"Per-seed rows: `{stem}.test.csv`; per-epoch rows: `{stem}.epochs.csv`.", ""]
     return "\n".join(lines)
 
 
 def write_report(out: Path, stem: str, header: dict[str, Any], ours: list[SideRun],
-                 theirs: list[SideRun], reference: Reference = RECBOLE) -> dict[str, Any]:
+                 theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE) -> dict[str, Any]:
     """`out/STEM.md`, `STEM.epochs.csv` and `STEM.test.csv`; returns the verdict."""
     write_text(out / f"{stem}.epochs.csv", to_csv(epoch_rows(ours, theirs, reference)))
     write_text(out / f"{stem}.test.csv", to_csv(seed_rows(ours, theirs, reference)))
@@ -312,34 +362,106 @@ def write_report(out: Path, stem: str, header: dict[str, Any], ours: list[SideRu
             "markdown": str(out / f"{stem}.md")}
 
 
-def verify(model: str, dataset: str, *, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
-           seeds: list[int], profile: str | None, device: str, out: Path, work: Path, command: str) -> dict[str, Any]:
-    """Train both sides for every seed and write the side-by-side report under `out`."""
-    if model not in RECBOLE_MODELS:
-        raise TedbenchError(f"--model {model}: verify --against recbole supports {', '.join(RECBOLE_MODELS)}")
-    import_recbole()
+@dataclass
+class Setup:
+    """What both sides of one verify share: resolved options, data, the reference and where things go."""
+
+    model: str
+    dataset: str
+    data_root: Path
+    overrides: dict[str, Any]
+    model_config: dict[str, Any]
+    train_config: TrainConfig
+    splits: Splits
+    info: DatasetInfo
+    reference: Reference
+    data_path: Path
+    device: torch.device
+    work: Path
+    encoder: str | None = None  # item-text encoder (None: the default) of a reference that reads text
+
+    def settings(self, seed: int) -> dict[str, Any]:
+        return reference_settings(self.reference, self.model_config, replace(self.train_config, seed=seed),
+                                  self.data_path, self.splits.max_len, seed, self.device,
+                                  self.work / f"{self.reference.key}-seed{seed}",
+                                  None if self.info.item_text is None else self.info.item_text.size(1))
+
+    def identity(self, seed: int) -> dict[str, Any]:
+        """What a stored side run of `seed` must match: model, data, budget, device (and the reference's code)."""
+        return {"model": self.model, "dataset": self.dataset, "data": files_digest(self.data_path / DATASET_NAME),
+                "train_config": asdict(replace(self.train_config, seed=seed)), "device": str(self.device)}
+
+    def ours(self, seed: int) -> SideRun:
+        folder = self.work / f"tedbench-seed{seed}"
+        settings = {**self.identity(seed), "side": "tedbench", "model_config": self.model_config}
+        return side_run(folder, settings, lambda: run_tedbench(
+            self.model, self.dataset, self.data_root, self.overrides, self.train_config, seed, str(self.device),
+            folder, self.encoder))
+
+    def tedbench_weights(self, seed: int) -> dict[str, torch.Tensor]:
+        """The best weights tedbench's run of `seed` kept."""
+        return torch.load(self.work / f"tedbench-seed{seed}" / "checkpoints" / "best.pt", map_location="cpu",
+                          weights_only=True)["model"]
+
+    def reference_weights(self, seed: int) -> dict[str, torch.Tensor]:
+        """The best weights the reference's run of `seed` kept."""
+        return torch.load(self.work / f"{self.reference.key}-seed{seed}" / BEST_WEIGHTS, map_location="cpu",
+                          weights_only=True)
+
+    def theirs(self, seed: int) -> SideRun:
+        folder = self.work / f"{self.reference.key}-seed{seed}"
+        config = {k: v for k, v in self.settings(seed).items() if k not in PATH_SETTINGS}
+        settings = {**self.identity(seed), "side": self.reference.key, "reference": self.reference.identity,
+                    "reference_settings": config}
+        return side_run(folder, settings, lambda: run_reference(self.reference, self.settings(seed), self.splits,
+                                                                folder))
+
+
+def prepare(model: str, dataset: str, *, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
+            against: str, reference_code: Path | None, device: str, work: Path, encoder: str | None = None) -> Setup:
+    """Resolve both sides' settings, load the data and write it for the reference under `work/recbole-data`."""
     entry = get_model(model)
     train_config = replace(train_config, max_steps_per_epoch=None)  # RecBole trains whole epochs
     model_config, train_config = resolve_configs(entry, overrides, train_config)
-    splits, info, _ = load_dataset(data_root, dataset, None, needs_text=False, users=train_config.user_subsample)
+    reference = resolve(against, model, model_config, reference_code)
+    splits, info, _ = load_dataset(data_root, dataset, encoder, needs_text=reference.text_suffix is not None,
+                                   users=train_config.user_subsample)
     data_path = work / "recbole-data"
-    write_atomic(splits, info.n_items, data_path / DATASET_NAME)
-    torch_device = torch.device(device)
+    write_reference_data(splits, info, reference, data_path / DATASET_NAME)
+    return Setup(model, dataset, Path(data_root), overrides, model_config, train_config, splits, info, reference,
+                 data_path, torch.device(device), work, encoder)
+
+
+def verify(model: str, dataset: str, *, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
+           seeds: list[int], profile: str | None, device: str, out: Path, work: Path, command: str,
+           against: str = "recbole", reference_code: Path | None = None, transplant: bool = False,
+           encoder: str | None = None) -> dict[str, Any]:
+    """Train both sides for every seed (reusing finished ones) and write the side-by-side report under `out`
+    (with `transplant`: the weight-transplant table of the same runs instead)."""
+    setup = prepare(model, dataset, data_root=data_root, overrides=overrides, train_config=train_config,
+                    against=against, reference_code=reference_code, device=device, work=work, encoder=encoder)
+    if transplant:
+        name_map(model)  # refused before anything trains
     ours, theirs = [], []
     for seed in seeds:
-        ours.append(run_tedbench(model, dataset, data_root, overrides, train_config, seed, device,
-                                 work / f"tedbench-seed{seed}"))
-        theirs.append(run_recbole(model, model_config, replace(train_config, seed=seed), data_path, splits, seed,
-                                  torch_device, work / f"recbole-seed{seed}"))
+        ours.append(setup.ours(seed))
+        theirs.append(setup.theirs(seed))
+    reference, splits, train_config = setup.reference, setup.splits, setup.train_config
     header = {
-        "model": model, "dataset": dataset, "command": f"`{command}`",
+        "model": model, "dataset": dataset, "command": f"`{command}`", "reference": reference.label,
         "profile": profile or "none (the paper's budget)",
-        "seeds": ", ".join(map(str, seeds)), "users": len(splits.test), "items": info.n_items - 1,
+        "seeds": ", ".join(map(str, seeds)), "users": len(splits.test), "items": setup.info.n_items - 1,
         "training rows": len(splits.train),
-        "model options": json.dumps({k: model_config[k] for k in RECBOLE_MODELS[model][1]}, sort_keys=True),
+        "model options": json.dumps({k: setup.model_config[k] for k in reference.options}, sort_keys=True),
         "training": f"Adam lr {train_config.learning_rate}, batch {train_config.batch_size}, up to "
                     f"{train_config.epochs} epochs, patience {train_config.patience}, whole epochs",
-        "device": str(torch_device),
+        "device": str(setup.device),
     }
     stem = f"{dataset}.{model}.{profile or 'paper'}"
-    return write_report(Path(out), stem, header, ours, theirs)
+    if reference.key != "recbole":
+        stem += f".{reference.key}"
+    if transplant:
+        rows = [row for seed in seeds for row in run_transplant(
+            setup, seed, setup.tedbench_weights(seed), setup.reference_weights(seed))]
+        return write_transplant(Path(out), stem, header, rows, reference.label)
+    return write_report(Path(out), stem, header, ours, theirs, reference)

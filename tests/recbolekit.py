@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from benchmark.transplant import TRANSFORMER_RULES, renamed
 from benchmark.verify import recbole_config
 from tests.recbole_compat import import_recbole
 
@@ -28,15 +28,6 @@ BASE_CONFIG = {
     "seed": 0,
 }
 
-# RecBole parameter name -> tedbench parameter name, applied in order (first match wins per rule list).
-TRANSFORMER_RULES = [
-    (r"^trm_encoder\.layer\.(\d+)\.multi_head_attention\.LayerNorm\.", r"encoder.layers.\1.attention.layer_norm."),
-    (r"^trm_encoder\.layer\.(\d+)\.multi_head_attention\.", r"encoder.layers.\1.attention."),
-    (r"^trm_encoder\.layer\.(\d+)\.feed_forward\.LayerNorm\.", r"encoder.layers.\1.feed_forward.layer_norm."),
-    (r"^trm_encoder\.layer\.(\d+)\.feed_forward\.", r"encoder.layers.\1.feed_forward."),
-    (r"^position_embedding\.", "embedding.position_embedding."),
-    (r"^LayerNorm\.", "embedding.layer_norm."),
-]
 S3REC_RULES = TRANSFORMER_RULES + [(rf"^{task}_norm\.", f"{task}_head.") for task in ("aap", "mip", "map", "sp")]
 FEAREC_RULES = [
     (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.(query|key|value)_layer\.", r"layers.\1.attention.\2."),
@@ -59,13 +50,6 @@ def recbole():
         if os.environ.get("TEDBENCH_REQUIRE_RECBOLE") == "1":
             pytest.fail(message)
         pytest.skip(message)
-
-
-def renamed(name: str, rules: list[tuple[str, str]]) -> str:
-    for pattern, replacement in rules:
-        if re.match(pattern, name):
-            return re.sub(pattern, replacement, name)
-    return name
 
 
 def mapped_tensors(named: dict[str, torch.Tensor], rules: list[tuple[str, str]],

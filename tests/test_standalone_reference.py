@@ -29,7 +29,7 @@ from benchmark.standalone_reference import (
     sampled_negatives,
     user_sequences,
 )
-from benchmark.verify import Reference, SideRun, write_report
+from benchmark.verify import ReportSide, SideRun, write_report
 from tests.modelkit import splits_of
 
 MAX_LEN = 5
@@ -217,7 +217,7 @@ def test_official_dlfsrec_loader_reads_our_export(data, tmp_path: Path) -> None:
 def test_report_names_the_reference_side(tmp_path: Path) -> None:
     ours = [SideRun(2020, [7.0, 6.5], [0.03, 0.04], 1, {"ndcg@10": 0.04})]
     theirs = [SideRun(2020, [1.3, 1.2, 1.1], [0.02, 0.03, 0.035], 2, {"ndcg@10": 0.035})]
-    write_report(tmp_path, "a", {"model": "M", "dataset": "D"}, ours, theirs, Reference("official", "official O/R"))
+    write_report(tmp_path, "a", {"model": "M", "dataset": "D"}, ours, theirs, ReportSide("official", "official O/R"))
     markdown = (tmp_path / "a.md").read_text()
     assert "tedbench vs official O/R" in markdown and "RecBole" not in markdown
     assert "| 2 | – | 1.1000 | – | 0.0350 | 0 / 1 |" in markdown

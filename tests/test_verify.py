@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -13,13 +14,15 @@ from benchmark.cli import main
 from benchmark.engine.run import load_dataset
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
+from benchmark.reference import resolve
 from benchmark.registry import get_model
 from benchmark.verify import (
     DATASET_NAME,
     SideRun,
     check_same_rows,
     recbole_config,
-    recbole_settings,
+    reference_settings,
+    side_run,
     verdict,
     write_atomic,
 )
@@ -71,8 +74,8 @@ def test_the_row_check_detects_different_rows(data_root: Path, tmp_path: Path) -
     splits, info, _ = load_dataset(data_root, "tiny", None, needs_text=False)
     write_atomic(splits, info.n_items, tmp_path / "tedbench")
     model_config = get_model("SASRec").config({"hidden_size": 8, "inner_size": 16})
-    settings = recbole_settings("SASRec", model_config, TrainConfig(), tmp_path, splits.max_len, 2020,
-                                torch.device("cpu"), tmp_path / "work")
+    settings = reference_settings(resolve("recbole", "SASRec", model_config, None), model_config, TrainConfig(),
+                                  tmp_path, splits.max_len, 2020, torch.device("cpu"), tmp_path / "work")
     config = recbole_config("SASRec", DATASET_NAME, settings)
     train, valid, test = data_preparation(config, create_dataset(config))
     assert train.dataset.item_num == info.n_items  # every id, also those no user touches
@@ -99,3 +102,19 @@ def test_unsupported_model_is_a_clear_error(data_root: Path, tmp_path: Path, cap
                  "--against", "recbole", "--out", str(tmp_path)])
     assert code == 2
     assert "verify --against recbole supports SASRec, FEARec" in capsys.readouterr().err
+
+
+def test_a_finished_side_is_reused_and_other_settings_are_refused(tmp_path: Path) -> None:
+    calls = []
+
+    def compute() -> SideRun:
+        calls.append(1)
+        return SideRun(2020, loss=[1.5], valid=[0.1], best_epoch=0, test={"ndcg@10": 0.25})
+
+    settings = {"model": "SASRec", "train_config": {"epochs": 2, "seed": 2020}, "data": "abc"}
+    first = side_run(tmp_path, settings, compute)
+    again = side_run(tmp_path, json.loads(json.dumps(settings)), compute)
+    assert again == first and len(calls) == 1
+    with pytest.raises(TedbenchError, match=r"siderun.json: finished with other settings \(train_config.epochs\)"):
+        side_run(tmp_path, {**settings, "train_config": {"epochs": 3, "seed": 2020}}, compute)
+    assert len(calls) == 1
