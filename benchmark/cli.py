@@ -193,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_verify(args: argparse.Namespace) -> None:
     import shlex
 
-    from benchmark.verify import verify
+    from benchmark.fidelity.verify import verify
 
     if args.amp != "none" or args.tf32 or args.compile:
         raise TedbenchError("verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.transplant import TRANSFORMER_RULES, renamed
-from benchmark.verify import recbole_config
+from benchmark.fidelity.transplant import TRANSFORMER_RULES, renamed
+from benchmark.fidelity.verify import recbole_config
 from tests.recbole_compat import import_recbole
 
 # What every parity config shares: CPU, no negative sampling (full-softmax CE), nothing written.

@@ -17,10 +17,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark.engine.trainer import EarlyStopping
+from benchmark.fidelity.verify import recbole_config
 from benchmark.metrics import summarize, target_ranks
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import create_model
-from benchmark.verify import recbole_config
 from tests.modelkit import text_matrix
 from tests.recbolekit import (
     BASE_CONFIG,

@@ -16,15 +16,15 @@ import torch
 from benchmark.cli import main
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
-from benchmark.registry import create_model
-from benchmark.transplant import (
+from benchmark.fidelity.transplant import (
     NAME_MAPS,
     item_order,
     to_reference,
     to_tedbench,
     transplant,
 )
-from benchmark.verify import prepare, reference_data
+from benchmark.fidelity.verify import prepare, reference_data
+from benchmark.registry import create_model
 from tests.recbolekit import recbole
 
 CODE = os.environ.get("TEDBENCH_TEDREC_CODE")

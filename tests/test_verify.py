@@ -14,9 +14,8 @@ from benchmark.cli import main
 from benchmark.engine.run import load_dataset
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
-from benchmark.reference import resolve
-from benchmark.registry import get_model
-from benchmark.verify import (
+from benchmark.fidelity.reference import resolve
+from benchmark.fidelity.verify import (
     DATASET_NAME,
     SideRun,
     check_same_rows,
@@ -26,6 +25,7 @@ from benchmark.verify import (
     verdict,
     write_atomic,
 )
+from benchmark.registry import get_model
 from tests.modelkit import import_tiny_dataset
 from tests.recbolekit import recbole
 

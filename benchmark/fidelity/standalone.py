@@ -6,14 +6,14 @@ processed sequences (same users in the same order, same item ids, the last two i
 valid and test target) are exported into that format, the official `main.py` runs as a subprocess with the
 exact command line recorded, its stdout is parsed into `SideRun`s, tedbench trains the model's `official`
 preset with the same sizes, learning rate, batch size, maximum length and stopping budget, and
-`benchmark.verify.write_report` writes the side-by-side table. Every protocol difference that remains is listed
+`benchmark.fidelity.verify.write_report` writes the side-by-side table. Every protocol difference that remains is listed
 in the report's header (`OfficialCode.differences`).
 
 The official checkout is never imported by tedbench and never copied into it: `--checkout` points at a
 clone outside the project (the tests read its files only when `TEDBENCH_FMLP_CHECKOUT` /
 `TEDBENCH_DLFS_CHECKOUT` name one).
 
-    python -m benchmark.standalone_reference --model FMLP-Rec --dataset OR-sample --checkout ../official/fmlp-rec
+    python -m benchmark.fidelity.standalone --model FMLP-Rec --dataset OR-sample --checkout ../official/fmlp-rec
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from benchmark.data.splits import Splits
 from benchmark.engine.run import load_dataset, resolve_configs
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
+from benchmark.fidelity.reference import checkout_commit
+from benchmark.fidelity.verify import ReportSide, SideRun, run_tedbench, write_report
 from benchmark.fsutil import atomic_path, write_text
 from benchmark.registry import get_model
-from benchmark.verify import ReportSide, SideRun, run_tedbench, write_report
 
 # Both repositories accept only their own dataset names (FMLP-Rec utils.py:17 `sequential_data_list`; DLFS-Rec
 # reads `{data_dir}{data_name}_all_multi_word.dat`): the export is always named like their first one.
@@ -219,14 +220,6 @@ def parse_official_log(text: str, loss_key: str, seed: int) -> SideRun:
     return run
 
 
-def checkout_commit(checkout: Path) -> str:
-    result = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=False)
-    if result.returncode != 0:
-        raise TedbenchError(f"--checkout {checkout}: not a git checkout ({result.stderr.strip()})")
-    return result.stdout.strip()
-
-
 def start_official(checkout: Path, command: list[str], log: Path) -> subprocess.Popen:
     """Start the official command in `checkout` on one thread; stdout goes to `log`, stderr to `log`.err."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -291,7 +284,7 @@ def compare(model: str, dataset: str, *, data_root: Path, checkout: Path, seed: 
                   f"item ids unchanged ({info.n_items - 1} items), whole sequences (valid/test = the last two items)",
         "seed": f"{seed} on each side (each seeds its own generators)",
         "training rows": f"tedbench {len(splits.train)}, official {official_train_rows(sequences, splits.max_len)}",
-        "tedbench run": (f"in-process `benchmark.verify.run_tedbench` = `tedbench train --model {model} --dataset "
+        "tedbench run": (f"in-process `benchmark.fidelity.verify.run_tedbench` = `tedbench train --model {model} --dataset "
                          f"{dataset} --set preset=official --batch-size {code.batch_size} --epochs {epochs} --seed "
                          f"{seed} --device cpu` with patience {patience - 1} (the CLI has no patience flag)"),
         "tedbench options": json.dumps(model_config, sort_keys=True),
@@ -310,7 +303,7 @@ def official_train_rows(sequences: list[list[int]], max_len: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.standalone_reference",
+    parser = argparse.ArgumentParser(prog="python -m benchmark.fidelity.standalone",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, choices=sorted(OFFICIAL_CODE))
     parser.add_argument("--dataset", required=True)
@@ -324,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="exports, official outputs, tedbench runs (default: runs/official/DATASET/MODEL)")
     args = parser.parse_args(argv)
     work = args.work or Path("runs") / "official" / args.dataset / args.model
-    command = "python -m benchmark.standalone_reference " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmark.fidelity.standalone " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         result = compare(args.model, args.dataset, data_root=args.data_root, checkout=args.checkout, seed=args.seed,
                          epochs=args.epochs, patience=args.patience, out=args.out, work=work, command=command)

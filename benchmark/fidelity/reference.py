@@ -26,7 +26,7 @@ import torch
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_path
 
-COMPAT = Path(__file__).resolve().parents[1] / "tests" / "recbole_compat.py"
+COMPAT = Path(__file__).resolve().parents[2] / "tests" / "recbole_compat.py"
 ARCHITECTURE = ("hidden_size", "inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob",
                 "hidden_act", "layer_norm_eps", "initializer_range")
 FEAREC_OPTIONS = ("contrast", "sim", "tau", "lmd", "lmd_sem", "global_ratio", "dual_domain", "spatial_ratio", "std",
@@ -124,10 +124,12 @@ def load_class(checkout: Path, relative: str, name: str) -> type:
 
 
 def checkout_commit(checkout: Path) -> str:
-    """The checkout's HEAD commit, or "unknown" when it is not a git work tree."""
+    """The HEAD commit of an official code checkout (the reports name it); an error when it is not a git work tree."""
     result = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
                             check=False)
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
+    if result.returncode != 0:
+        raise TedbenchError(f"{checkout}: not a git checkout of the official code ({result.stderr.strip()})")
+    return result.stdout.strip()
 
 
 def resolve(against: str, model: str, model_config: dict[str, Any], code: Path | None) -> Reference:

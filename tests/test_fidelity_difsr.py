@@ -11,9 +11,7 @@ from benchmark.data.process import Sequences
 from benchmark.data.splits import build_splits
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
-from benchmark.registry import get_model
-from benchmark.verify import DATASET_NAME
-from benchmark.verify_difsr import (
+from benchmark.fidelity.difsr import (
     check_counts,
     export,
     item_file,
@@ -22,6 +20,8 @@ from benchmark.verify_difsr import (
     parse_log,
     run_official,
 )
+from benchmark.fidelity.verify import DATASET_NAME
+from benchmark.registry import get_model
 
 ATTRIBUTES = [["Drama"], ["Comedy", "Romance"], [], ["Action", "Sci-Fi", "Thriller"], ["Children's"], ["Drama"]]
 

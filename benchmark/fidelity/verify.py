@@ -13,10 +13,10 @@ way. Output: a side-by-side Markdown table and CSVs (per-epoch loss and valid ND
 per-seed test metrics) and a verdict: the test NDCG@10 means differ by at most two standard errors.
 
 `--against official --reference-code PATH` runs an official RecBole-based checkout instead of stock RecBole
-(`benchmark.reference` knows its files); its item text is written from tedbench's embeddings. Each finished side
+(`benchmark.fidelity.reference` knows its files); its item text is written from tedbench's embeddings. Each finished side
 and seed stores its result (`siderun.json`, and its best weights) in its run folder under `--work`; a rerun with
 the same settings and data reuses it, other settings are refused. RecBole is imported only through the numpy 2 /
-pandas 3 shims of the checkout's `tests/recbole_compat.py` (`benchmark.reference.import_recbole`).
+pandas 3 shims of the checkout's `tests/recbole_compat.py` (`benchmark.fidelity.reference.import_recbole`).
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from benchmark.engine.run import load_dataset, resolve_configs, train
 from benchmark.engine.runstate import differing_keys
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
+from benchmark.fidelity.reference import Reference, resolve, write_text_features
+from benchmark.fidelity.transplant import name_map, write_transplant
+from benchmark.fidelity.transplant import transplant as run_transplant
 from benchmark.fsutil import atomic_path, write_json, write_text
 from benchmark.metrics import DEFAULT_KS
 from benchmark.model import DatasetInfo
-from benchmark.reference import Reference, resolve, write_text_features
 from benchmark.registry import get_model
-from benchmark.transplant import name_map, write_transplant
-from benchmark.transplant import transplant as run_transplant
 
 METRICS = tuple(f"{name}@{k}" for k in DEFAULT_KS for name in ("recall", "ndcg"))
 DATASET_NAME = "tedbench"
@@ -260,7 +260,7 @@ def run_tedbench(model: str, dataset: str, data_root: Path, overrides: dict[str,
 @dataclass(frozen=True)
 class ReportSide:
     """How a report names the reference side: `key` its CSV columns and rows, `label` its Markdown columns
-    (a `benchmark.reference.Reference` has both too)."""
+    (a `benchmark.fidelity.reference.Reference` has both too)."""
 
     key: str
     label: str

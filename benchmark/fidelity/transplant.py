@@ -210,7 +210,7 @@ def transplant(setup, seed: int, ours_state: dict[str, torch.Tensor],
     """Both ways for one seed: rows (weights, evaluated by, split, metrics, equal, score gap)."""
     import recbole.trainer.trainer as recbole_trainer
 
-    from benchmark.verify import reference_data
+    from benchmark.fidelity.verify import reference_data
 
     names = name_map(setup.model)
     settings = {**setup.settings(seed), "metric_decimal_place": METRIC_DECIMALS}
@@ -242,7 +242,7 @@ def transplant(setup, seed: int, ours_state: dict[str, torch.Tensor],
 
 
 def transplant_markdown(header: dict[str, Any], rows: list[dict[str, Any]], label: str) -> str:
-    from benchmark.verify import METRICS
+    from benchmark.fidelity.verify import METRICS
 
     lines = [f"# Weight transplant: {header['model']} on {header['dataset']}, tedbench ⇄ {label}", ""]
     lines += [f"- {name}: {value}" for name, value in header.items()]

@@ -1,6 +1,6 @@
 """tedbench's DIF-SR side by side with the official code (AIM-SE/DIF-SR, a patched RecBole 1.0.0).
 
-`python -m benchmark.verify_difsr --checkout DIR --python PY --dataset ml-1m ...`
+`python -m benchmark.fidelity.difsr --checkout DIR --python PY --dataset ml-1m ...`
 
 Data: tedbench's processed dataset (after the fixed user subsample) is exported as the official code's atomic
 files with `verify.write_atomic` (`.inter`: user, item, position as timestamp) and an `.item` file that lists
@@ -39,16 +39,18 @@ from benchmark.data.store import load_sequences
 from benchmark.engine.run import load_dataset, resolve_configs
 from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
-from benchmark.fsutil import write_text
-from benchmark.layout import processed_dir
-from benchmark.registry import get_model
-from benchmark.verify import (
+from benchmark.fidelity.reference import checkout_commit
+from benchmark.fidelity.verify import (
     DATASET_NAME,
+    ReportSide,
     SideRun,
     run_tedbench,
     write_atomic,
     write_report,
 )
+from benchmark.fsutil import write_text
+from benchmark.layout import processed_dir
+from benchmark.registry import get_model
 
 MODEL = "DIF-SR"
 OFFICIAL_MODEL = "SASRecD"
@@ -178,11 +180,7 @@ def check_counts(counts: dict[str, int], users: int, items: int, inters: int) ->
         raise TedbenchError(f"the official code loaded {counts}, tedbench exported {expected}")
 
 
-def git_commit(checkout: Path) -> str:
-    return subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
-                           check=True).stdout.strip()
-
-
+OFFICIAL = ReportSide("official", "the official DIF-SR code")
 LOCAL_PATHS = ("data_path", "checkpoint_dir")  # left out of the report's overlay: they are in the commands
 
 
@@ -228,10 +226,10 @@ def verify_difsr(*, checkout: Path, python: str, dataset: str, data_root: Path, 
     ours = run_tedbench(MODEL, dataset, data_root, overrides, train_config, seed, device, work / "tedbench")
     header = {
         "model": MODEL, "dataset": dataset,
-        "reference": "the columns labelled RecBole are the official DIF-SR code "
-                     f"(AIM-SE/DIF-SR@{git_commit(checkout)[:7]}, its own patched RecBole 1.0.0), not RecBole 1.2.1",
+        "reference": f"the official DIF-SR code (AIM-SE/DIF-SR@{checkout_commit(checkout)[:7]}, its own patched "
+                     "RecBole 1.0.0), not RecBole 1.2.1",
         "official checkout": f"`git clone https://github.com/AIM-SE/DIF-SR {checkout} && "
-                             f"git -C {checkout} checkout {git_commit(checkout)}` (kept outside the repository)",
+                             f"git -C {checkout} checkout {checkout_commit(checkout)}` (kept outside the repository)",
         "command": f"`{command}` (exports the data, runs the official command, then tedbench)",
         "official command": f"`{' '.join(f'{k}={v}' for k, v in OFFICIAL_ENV.items())} {shlex.join(official)}` "
                             f"run in `{work}`",
@@ -253,16 +251,12 @@ def verify_difsr(*, checkout: Path, python: str, dataset: str, data_root: Path, 
         "not of the metrics",
     }
     stem = f"{dataset}.{MODEL}.official-u{train_config.user_subsample}"
-    result = write_report(out, stem, header, [ours], [theirs])
-    report = out / f"{stem}.md"
-    lines = report.read_text().splitlines()
-    lines[0] = f"# Fidelity: {MODEL} on {dataset}, tedbench vs the official DIF-SR code"
-    write_text(report, "\n".join(lines) + "\n")
+    result = write_report(out, stem, header, [ours], [theirs], OFFICIAL)
     return {**result, "tedbench": ours.test, "official": theirs.test}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.verify_difsr", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.fidelity.difsr", description=__doc__.splitlines()[0])
     parser.add_argument("--checkout", type=Path, required=True, help="a checkout of AIM-SE/DIF-SR")
     parser.add_argument("--python", required=True, help="the interpreter that runs the official code")
     parser.add_argument("--dataset", default="ml-1m", help="a prepared dataset with item attributes")
@@ -284,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         result = verify_difsr(checkout=args.checkout.resolve(), python=args.python, dataset=args.dataset,
                               data_root=args.data_root, overrides=dict(args.set), train_config=train_config,
                               seed=args.seed, device=args.device, work=args.work.resolve(), out=args.out,
-                              command=shlex.join(["python", "-m", "benchmark.verify_difsr", *(argv or sys.argv[1:])]))
+                              command=shlex.join(["python", "-m", "benchmark.fidelity.difsr", *(argv or sys.argv[1:])]))
     except TedbenchError as exc:
         sys.exit(f"verify_difsr: error: {exc}")
     print(json.dumps(result, indent=1))

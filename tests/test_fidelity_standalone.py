@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from benchmark.errors import TedbenchError
-from benchmark.standalone_reference import (
+from benchmark.fidelity.standalone import (
     CONTEXT_DIM,
     DLFSREC_SIDE_FEATURES,
     OFFICIAL_CODE,
@@ -29,7 +29,7 @@ from benchmark.standalone_reference import (
     sampled_negatives,
     user_sequences,
 )
-from benchmark.verify import ReportSide, SideRun, write_report
+from benchmark.fidelity.verify import ReportSide, SideRun, write_report
 from tests.modelkit import splits_of
 
 MAX_LEN = 5
