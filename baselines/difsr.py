@@ -85,11 +85,23 @@ def _gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 class DIFAttention(nn.Module):
     """DIF-SR's decoupled multi-head self-attention sublayer for one side-information stream."""
 
-    def __init__(self, hidden_size: int, attribute_size: int, n_heads: int, max_len: int, fusion_type: str,
-                 hidden_dropout_prob: float, attn_dropout_prob: float, layer_norm_eps: float):
+    def __init__(
+        self,
+        hidden_size: int,
+        attribute_size: int,
+        n_heads: int,
+        max_len: int,
+        fusion_type: str,
+        hidden_dropout_prob: float,
+        attn_dropout_prob: float,
+        layer_norm_eps: float,
+    ):
         super().__init__()
         if hidden_size % n_heads or attribute_size % n_heads:
-            raise TedbenchError(f"hidden_size {hidden_size} and attribute_hidden_size {attribute_size} must be multiples of n_heads {n_heads}")
+            raise TedbenchError(
+                f"hidden_size {hidden_size} and attribute_hidden_size {attribute_size} must be multiples of "
+                f"n_heads {n_heads}"
+            )
         if fusion_type not in FUSION_TYPES:
             raise TedbenchError(f"DIF-SR fusion_type must be one of {', '.join(FUSION_TYPES)}, not {fusion_type!r}")
         self.n_heads = n_heads
@@ -115,15 +127,23 @@ class DIFAttention(nn.Module):
         """[.., n, H·e] -> [.., H, n, e]."""
         return x.unflatten(-1, (self.n_heads, -1)).transpose(-3, -2)
 
-    def forward(self, x: torch.Tensor, attr: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor,
-                rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attr: torch.Tensor,
+        pos: torch.Tensor,
+        mask: torch.Tensor,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x [B, L, d], attr [B, L, d_a], pos [L, d], mask [B, 1, L, L] -> [B, L, d]; with `rows` [B] only
         the query rows x[b, rows[b]] are computed and the result is [B, 1, d] (keys use every position)."""
         if rows is None:
             x_q, attr_q, pos_q = x, attr, pos
         else:
             x_q, attr_q, pos_q = _gather_rows(x, rows), _gather_rows(attr, rows), pos[rows].unsqueeze(1)
-            mask = mask.expand(x.size(0), -1, -1, -1).gather(2, rows.view(-1, 1, 1, 1).expand(-1, mask.size(1), 1, mask.size(-1)))
+            mask = mask.expand(x.size(0), -1, -1, -1).gather(
+                2, rows.view(-1, 1, 1, 1).expand(-1, mask.size(1), 1, mask.size(-1))
+            )
         kv = F.linear(x, torch.cat([self.key.weight, self.value.weight]), torch.cat([self.key.bias, self.value.bias]))
         k, v = (self._heads(t) for t in kv.chunk(2, dim=-1))  # [B, H, L, e] each
         q = self._heads(self.query(x_q))
@@ -134,9 +154,15 @@ class DIFAttention(nn.Module):
             batch = x.size(0)
             q_all = torch.cat([q, q_a, q_p.expand(batch, *q_p.shape[-3:])], dim=-1)
             k_all = torch.cat([k, k_a, k_p.expand(batch, -1, -1, -1)], dim=-1)
-            context = F.scaled_dot_product_attention(q_all, k_all, v, attn_mask=mask.to(q.dtype), dropout_p=p, scale=self.scale)
+            context = F.scaled_dot_product_attention(
+                q_all, k_all, v, attn_mask=mask.to(q.dtype), dropout_p=p, scale=self.scale
+            )
         else:
-            maps = [q_a @ k_a.transpose(-1, -2), q @ k.transpose(-1, -2), q_p @ k_p.transpose(-1, -2)]  # attr, item, pos
+            maps = [
+                q_a @ k_a.transpose(-1, -2),
+                q @ k.transpose(-1, -2),
+                q_p @ k_p.transpose(-1, -2),
+            ]  # attr, item, pos
             if self.fusion_type == "gate":
                 scores = self.fusion(maps)
             else:
@@ -155,12 +181,27 @@ class DIFLayer(nn.Module):
         super().__init__()
         hidden = config["hidden_size"]
         self.attention = DIFAttention(
-            hidden, config["attribute_hidden_size"], config["n_heads"], max_len, config["fusion_type"],
-            config["hidden_dropout_prob"], config["attn_dropout_prob"], config["layer_norm_eps"],
+            hidden,
+            config["attribute_hidden_size"],
+            config["n_heads"],
+            max_len,
+            config["fusion_type"],
+            config["hidden_dropout_prob"],
+            config["attn_dropout_prob"],
+            config["layer_norm_eps"],
         )
-        self.feed_forward = FeedForward(hidden, config["inner_size"], config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"])
+        self.feed_forward = FeedForward(
+            hidden, config["inner_size"], config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"]
+        )
 
-    def forward(self, x: torch.Tensor, attr: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        attr: torch.Tensor,
+        pos: torch.Tensor,
+        mask: torch.Tensor,
+        rows: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return self.feed_forward(self.attention(x, attr, pos, mask, rows))
 
 

@@ -85,13 +85,17 @@ DLFSREC_OFFICIAL = {
 }
 
 
-def wasserstein_pairs(mean_a: torch.Tensor, var_a: torch.Tensor, mean_b: torch.Tensor, var_b: torch.Tensor) -> torch.Tensor:
+def wasserstein_pairs(
+    mean_a: torch.Tensor, var_a: torch.Tensor, mean_b: torch.Tensor, var_b: torch.Tensor
+) -> torch.Tensor:
     """Squared 2-Wasserstein distance between row-aligned diagonal Gaussians [..., d] -> [...] (official form)."""
     sqrt_a, sqrt_b = var_a.clamp(min=MIN_VARIANCE).sqrt(), var_b.clamp(min=MIN_VARIANCE).sqrt()
     return (mean_a - mean_b).pow(2).sum(-1) + (sqrt_a - sqrt_b).pow(2).sum(-1)
 
 
-def wasserstein_matrix(mean_u: torch.Tensor, var_u: torch.Tensor, mean_i: torch.Tensor, var_i: torch.Tensor) -> torch.Tensor:
+def wasserstein_matrix(
+    mean_u: torch.Tensor, var_u: torch.Tensor, mean_i: torch.Tensor, var_i: torch.Tensor
+) -> torch.Tensor:
     """Squared 2-Wasserstein distance of every query [B, d] to every candidate [N, d] -> [B, N].
 
     ||μu||² + ||μi||² − 2μu·μi + Σσu + Σσi − 2√σu·√σi, with σ clamped at 1e-24 (so Σσ = ||√σ||² exactly):
@@ -118,7 +122,8 @@ class VanillaAttention(nn.Module):
 
 
 class DualFilterLayer(nn.Module):
-    """One DLFS-Rec layer: x <- LN(Dropout(filter_x(x)) + x) for mean and cov (one shared LN), then cov <- ELU(cov) + 1."""
+    """One DLFS-Rec layer: x <- LN(Dropout(filter_x(x)) + x) for mean and cov (one shared LN), then
+    cov <- ELU(cov) + 1."""
 
     def __init__(self, max_len: int, hidden_size: int, dropout_prob: float, layer_norm_eps: float):
         super().__init__()
@@ -153,7 +158,9 @@ class DLFSRec(SequentialModel):
         if info.item_text is None:
             raise TedbenchError("DLFS-Rec needs item text embeddings (DatasetInfo.item_text is None)")
         if config["fusion_type"] not in FUSION_TYPES:
-            raise TedbenchError(f"DLFS-Rec fusion_type must be one of {', '.join(FUSION_TYPES)}, not {config['fusion_type']!r}")
+            raise TedbenchError(
+                f"DLFS-Rec fusion_type must be one of {', '.join(FUSION_TYPES)}, not {config['fusion_type']!r}"
+            )
         if config["temperature"] <= 0 or config["pvn_weight"] < 0:
             raise TedbenchError("DLFS-Rec needs temperature > 0 and pvn_weight >= 0")
         hidden, fusion = config["hidden_size"], config["fusion_type"]
@@ -204,7 +211,9 @@ class DLFSRec(SequentialModel):
         """The mean stream's input [B, L, d] (the hook TedRec's plug-in fuses with the text)."""
         return F.embedding(seq, mean_table)
 
-    def hidden_states(self, seq: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def hidden_states(
+        self, seq: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Last layer's (mean, cov) at every position, [B, L, d] each."""
         mean_table, cov_table = self.fused_items() if fused is None else fused
         keep = (seq > 0).unsqueeze(-1)
@@ -216,7 +225,9 @@ class DLFSRec(SequentialModel):
             mean, cov = layer(mean, cov)
         return mean, cov
 
-    def encode(self, seq: torch.Tensor, length: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def encode(
+        self, seq: torch.Tensor, length: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Sequence distribution [B, 2d] = [mean, cov] at the last real position."""
         mean, cov = self.hidden_states(seq, fused)
         return torch.cat([gather_last(mean, length), gather_last(cov, length)], dim=-1)

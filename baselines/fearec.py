@@ -145,7 +145,9 @@ def frequency_band(layer: int, n_layers: int, max_len: int, global_ratio: float)
     return left, right
 
 
-def delay_aggregate(values: torch.Tensor, delays: torch.Tensor, weights: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+def delay_aggregate(
+    values: torch.Tensor, delays: torch.Tensor, weights: torch.Tensor, positions: torch.Tensor | None = None
+) -> torch.Tensor:
     """Σ_j weights[b, j] · values[b, (t + delays[b, j]) mod L] for each query position t -> [B, Lq, d].
 
     values [B, L, d]; delays (int64) and weights [B, k]; positions [B, Lq] (default every position 0..L−1).
@@ -155,7 +157,9 @@ def delay_aggregate(values: torch.Tensor, delays: torch.Tensor, weights: torch.T
     if positions is None:
         positions = torch.arange(length, device=values.device).expand(batch, length)
     index = (positions.unsqueeze(-1) + delays.unsqueeze(1)) % length  # [B, Lq, k]
-    mixing = values.new_zeros(batch, positions.size(1), length).scatter_add(2, index, weights.to(values.dtype).unsqueeze(1).expand(index.shape))
+    mixing = values.new_zeros(batch, positions.size(1), length).scatter_add(
+        2, index, weights.to(values.dtype).unsqueeze(1).expand(index.shape)
+    )
     return torch.bmm(mixing, values)
 
 
@@ -194,8 +198,20 @@ class HybridAttention(MultiHeadAttention):
     and reuses its `attend` for the time-domain branch.
     """
 
-    def __init__(self, hidden_size: int, n_heads: int, hidden_dropout_prob: float, attn_dropout_prob: float, layer_norm_eps: float,
-                 max_len: int, band: tuple[int, int], top_k: int, dual_domain: bool, spatial_ratio: float, std: bool):
+    def __init__(
+        self,
+        hidden_size: int,
+        n_heads: int,
+        hidden_dropout_prob: float,
+        attn_dropout_prob: float,
+        layer_norm_eps: float,
+        max_len: int,
+        band: tuple[int, int],
+        top_k: int,
+        dual_domain: bool,
+        spatial_ratio: float,
+        std: bool,
+    ):
         super().__init__(hidden_size, n_heads, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps)
         self.max_len = max_len
         self.band = band
@@ -206,7 +222,8 @@ class HybridAttention(MultiHeadAttention):
         self._projections: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}  # P per device and dtype
 
     def correlation(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """m [B, L]: m[b, τ] = mean_c Σ_t q[b, (t + τ) mod L, c]·k[b, t, c] for band-limited q (and raw or band-limited k).
+        """m [B, L]: m[b, τ] = mean_c Σ_t q[b, (t + τ) mod L, c]·k[b, t, c] for band-limited q (and raw or
+        band-limited k).
 
         The official computes irfft(band(rfft(Q)·conj(rfft(K)))) per head and channel and averages; that is the
         circular cross-correlation of the band-limited Q and K, and limiting one factor to the band limits the
@@ -236,7 +253,9 @@ class HybridAttention(MultiHeadAttention):
             self._projections[key] = band_projection(self.max_len, self.band, x.dtype).to(x.device)
         return torch.matmul(self._projections[key], x)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, groups: int = 1, read_index: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, groups: int = 1, read_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x [B, L, d] -> [B, L, d], or with `read_index` [B] only the rows at read_index as [B, 1, d].
 
         `groups`: the batch is that many equal blocks (views) whose training-time delays are chosen separately.
@@ -261,7 +280,9 @@ class HybridAttention(MultiHeadAttention):
             v = v_time if same_band else v
             if read_index is not None:
                 q = q.gather(1, positions.unsqueeze(-1).expand(-1, 1, hidden))
-                mask = mask.expand(batch, -1, -1, -1).gather(2, positions[:, None, :, None].expand(-1, mask.size(1), 1, length))
+                mask = mask.expand(batch, -1, -1, -1).gather(
+                    2, positions[:, None, :, None].expand(-1, mask.size(1), 1, length)
+                )
             timed = self.attend(q, k, v, mask.to(q.dtype))
             context = (1 - self.spatial_ratio) * context + self.spatial_ratio * timed
         residual = x if read_index is None else x.gather(1, positions.unsqueeze(-1).expand(-1, 1, hidden))
@@ -276,7 +297,9 @@ class FEALayer(nn.Module):
         self.attention = attention
         self.feed_forward = feed_forward
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, groups: int = 1, read_index: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, groups: int = 1, read_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.feed_forward(self.attention(x, mask, groups, read_index))
 
 
@@ -328,7 +351,7 @@ class SameTargetIndex:
     },
 )
 class FEARec(SequentialModel):
-    """FEARec: frequency-band auto-correlation (+ band-limited attention) with contrastive terms, dot-product scoring."""
+    """FEARec: frequency-band auto-correlation (+ band-limited attention), contrastive terms, dot-product scoring."""
 
     def __init__(self, config: dict, info: DatasetInfo):
         super().__init__(config, info)
@@ -336,8 +359,12 @@ class FEARec(SequentialModel):
             raise TedbenchError(f"FEARec contrast must be one of {', '.join(CONTRASTS)}, not {config['contrast']!r}")
         if config["sim"] not in SIMILARITIES:
             raise TedbenchError(f"FEARec sim must be one of {', '.join(SIMILARITIES)}, not {config['sim']!r}")
-        if config["fredom"] and (config["contrast"] != "us_x" or config["fredom_type"] not in ("un", "su", "us", "us_x")):
-            raise TedbenchError("FEARec fredom needs contrast us_x and fredom_type in un, su, us, us_x (as the official code)")
+        if config["fredom"] and (
+            config["contrast"] != "us_x" or config["fredom_type"] not in ("un", "su", "us", "us_x")
+        ):
+            raise TedbenchError(
+                "FEARec fredom needs contrast us_x and fredom_type in un, su, us, us_x (as the official code)"
+            )
         if not 0 < config["global_ratio"] <= 1 or config["tau"] <= 0:
             raise TedbenchError("FEARec needs 0 < global_ratio <= 1 and tau > 0")
         hidden, n_layers, max_len = config["hidden_size"], config["n_layers"], info.max_len
@@ -350,10 +377,26 @@ class FEARec(SequentialModel):
         self.embedding = SequenceEmbedding(max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"])
         self.layers = nn.ModuleList(
             FEALayer(
-                HybridAttention(hidden, config["n_heads"], config["hidden_dropout_prob"], config["attn_dropout_prob"], config["layer_norm_eps"],
-                                max_len, frequency_band(i, n_layers, max_len, config["global_ratio"]), top_k,
-                                config["dual_domain"], config["spatial_ratio"], config["std"]),
-                FeedForward(hidden, config["inner_size"], config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"]),
+                HybridAttention(
+                    hidden,
+                    config["n_heads"],
+                    config["hidden_dropout_prob"],
+                    config["attn_dropout_prob"],
+                    config["layer_norm_eps"],
+                    max_len,
+                    frequency_band(i, n_layers, max_len, config["global_ratio"]),
+                    top_k,
+                    config["dual_domain"],
+                    config["spatial_ratio"],
+                    config["std"],
+                ),
+                FeedForward(
+                    hidden,
+                    config["inner_size"],
+                    config["hidden_dropout_prob"],
+                    config["hidden_act"],
+                    config["layer_norm_eps"],
+                ),
             )
             for i in range(n_layers)
         )
@@ -419,7 +462,9 @@ class FEARec(SequentialModel):
         elif self.contrast == "us_x":
             loss = loss + lmd_sem * nt_xent(views[1], views[2], tau, sim)
             if self.config["fredom"]:
-                pairs = {"un": [(0, 1)], "su": [(0, 2)], "us": [(0, 1), (0, 2)], "us_x": [(1, 2)]}[self.config["fredom_type"]]
+                pairs = {"un": [(0, 1)], "su": [(0, 2)], "us": [(0, 1), (0, 2)], "us_x": [(1, 2)]}[
+                    self.config["fredom_type"]
+                ]
                 for i, j in pairs:
                     loss = loss + FREDOM_WEIGHT * frequency_distance(views[i], views[j])
         return loss

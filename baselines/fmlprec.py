@@ -63,7 +63,15 @@ FMLPREC_OFFICIAL = {
 class FilterLayer(nn.Module):
     """One FMLP-Rec block: learnable filter sublayer `LN(Dropout(filter(X)) + X)` then the RecBole FFN."""
 
-    def __init__(self, max_len: int, hidden_size: int, inner_size: int, dropout_prob: float, hidden_act: str, layer_norm_eps: float):
+    def __init__(
+        self,
+        max_len: int,
+        hidden_size: int,
+        inner_size: int,
+        dropout_prob: float,
+        hidden_act: str,
+        layer_norm_eps: float,
+    ):
         super().__init__()
         self.filter = LearnableFilter(max_len, hidden_size)
         self.dropout = Dropout(dropout_prob)
@@ -95,9 +103,13 @@ class FMLPRec(SequentialModel):
         super().__init__(config, info)
         hidden = config["hidden_size"]
         self.item_embedding = nn.Embedding(info.n_items, hidden, padding_idx=0)
-        self.embedding = SequenceEmbedding(info.max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"])
+        self.embedding = SequenceEmbedding(
+            info.max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"]
+        )
         inner = config["inner_factor"] * hidden
-        layer = FilterLayer(info.max_len, hidden, inner, config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"])
+        layer = FilterLayer(
+            info.max_len, hidden, inner, config["hidden_dropout_prob"], config["hidden_act"], config["layer_norm_eps"]
+        )
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(config["n_layers"]))  # identical filters
         recbole_init_(self, config["initializer_range"])  # re-draws Linear/Embedding, keeps the filters
 

@@ -18,8 +18,12 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def item_features(seq: torch.Tensor, n_items: int, all_items: Callable[[], torch.Tensor],
-                  of_ids: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def item_features(
+    seq: torch.Tensor,
+    n_items: int,
+    all_items: Callable[[], torch.Tensor],
+    of_ids: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
     """`of_ids(seq)` [.., d] for a deterministic per-item function, computed the cheaper way.
 
     `all_items()` must return the same function of every id [n_items, d]. When the catalogue has no more

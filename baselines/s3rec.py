@@ -129,7 +129,9 @@ def _softplus_row_sums(query: torch.Tensor, table: torch.Tensor) -> torch.Tensor
     return F.softplus(at_least_float32(query @ table.t())).sum(-1)
 
 
-def attribute_nll(query: torch.Tensor, table: torch.Tensor, label: torch.Tensor, chunk_elements: int | None = None) -> torch.Tensor:
+def attribute_nll(
+    query: torch.Tensor, table: torch.Tensor, label: torch.Tensor, chunk_elements: int | None = None
+) -> torch.Tensor:
     """Per-row Σ_a BCE(σ(query·table_a), [a = label]) [R], without holding the [R, N] scores.
 
     BCE summed over one-hot labels = Σ_a softplus(s_a) − s_label; the softplus sums run in chunks of rows whose
@@ -139,7 +141,10 @@ def attribute_nll(query: torch.Tensor, table: torch.Tensor, label: torch.Tensor,
     if query.size(0) <= rows:
         sums = _softplus_row_sums(query, table)
     else:
-        parts = [checkpoint(_softplus_row_sums, query[i : i + rows], table, use_reentrant=False) for i in range(0, query.size(0), rows)]
+        parts = [
+            checkpoint(_softplus_row_sums, query[i : i + rows], table, use_reentrant=False)
+            for i in range(0, query.size(0), rows)
+        ]
         sums = torch.cat(parts)
     return sums - at_least_float32((query * table[label]).sum(-1))
 
@@ -213,7 +218,10 @@ class S3Rec(SASRecBackbone):
         position = torch.arange(max_len, device=seq.device)
         real = position < length.unsqueeze(1)
         # masked item prediction: Bernoulli masks over the real slots
-        masked = bernoulli_keep_(torch.empty(seq.shape, dtype=torch.bool, device=seq.device), self.config["mask_ratio"]) & real
+        masked = (
+            bernoulli_keep_(torch.empty(seq.shape, dtype=torch.bool, device=seq.device), self.config["mask_ratio"])
+            & real
+        )
         if self.config["mask_last_item"]:
             masked |= position == (length - 1).unsqueeze(1)
         negative = torch.where(masked, sample_absent_items(seq, max_len, self.info.n_items), seq)
@@ -250,10 +258,14 @@ class S3Rec(SASRecBackbone):
         labels = torch.cat([inputs.positive[associated], inputs.positive[is_masked]])
         attribute = attribute_nll(queries, self.attributes.all_items(), labels)
         mip_query = self.mip_head(map_rows)
-        mip = pairwise_preference_nll(mip_query, self.item_embedding(inputs.positive[is_masked]), self.item_embedding(inputs.negative[is_masked]))
+        mip = pairwise_preference_nll(
+            mip_query, self.item_embedding(inputs.positive[is_masked]), self.item_embedding(inputs.negative[is_masked])
+        )
         segments = torch.cat([inputs.segment_masked, inputs.segment_positive, inputs.segment_negative])
         max_len = segments.size(1)
-        last = torch.full_like(inputs.length, max_len - 1) if self.config["pretrain_left_padding"] else inputs.length - 1
+        last = (
+            torch.full_like(inputs.length, max_len - 1) if self.config["pretrain_left_padding"] else inputs.length - 1
+        )
         context, positive, negative = self._bidirectional_states(segments, last.repeat(3)).chunk(3)
         sp = pairwise_preference_nll(self.sp_head(context), positive, negative)
         n_aap = aap_rows.size(0)

@@ -99,11 +99,19 @@ class SMLPBlock(nn.Module):
         batch, n_channels, length, hidden = x.shape
         xn = self.norm(x)
         xn_rows = _at_rows(xn, rows)  # [B, C, d]
-        channel_inner = self._drop(F.gelu(torch.einsum("kc,bcn->bkn", self.channel.fc1.weight, xn.view(batch, n_channels, -1))))
-        channel_0 = self._drop(torch.einsum("k,bkn->bn", self.channel.fc2.weight[0], channel_inner)).view(batch, length, hidden)
-        channel_rest = self._drop(torch.einsum(
-            "ck,bkd->bcd", self.channel.fc2.weight[1:], _at_rows(channel_inner.view(batch, -1, length, hidden), rows)
-        ))
+        channel_inner = self._drop(
+            F.gelu(torch.einsum("kc,bcn->bkn", self.channel.fc1.weight, xn.view(batch, n_channels, -1)))
+        )
+        channel_0 = self._drop(torch.einsum("k,bkn->bn", self.channel.fc2.weight[0], channel_inner)).view(
+            batch, length, hidden
+        )
+        channel_rest = self._drop(
+            torch.einsum(
+                "ck,bkd->bcd",
+                self.channel.fc2.weight[1:],
+                _at_rows(channel_inner.view(batch, -1, length, hidden), rows),
+            )
+        )
         sequence_0 = self._mix_left(self.sequence, xn[:, 0])
         sequence_inner = self._drop(F.gelu(torch.einsum("kl,bcld->bckd", self.sequence.fc1.weight, xn[:, 1:])))
         sequence_rest = self._drop(torch.einsum("bk,bckd->bcd", self.sequence.fc2.weight[rows], sequence_inner))

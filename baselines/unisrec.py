@@ -68,8 +68,9 @@ class UniSRec(SASRecBackbone):
             raise TedbenchError("UniSRec needs item text embeddings (DatasetInfo.item_text is None)")
         self.temperature = config["temperature"]
         self.register_buffer("item_text", info.item_text.detach().float().clone(), persistent=False)
-        self.adaptor = MoEAdaptor(info.item_text.size(1), config["hidden_size"], config["n_exps"],
-                                  config["adaptor_dropout_prob"])
+        self.adaptor = MoEAdaptor(
+            info.item_text.size(1), config["hidden_size"], config["n_exps"], config["adaptor_dropout_prob"]
+        )
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:
         return self.adaptor.lookup(self.item_text, seq) + self.item_embedding(seq)

@@ -48,14 +48,24 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         allow_unpinned=args.allow_unpinned,
         force=args.force,
     )
-    _print_json(counts) if args.json else print(f"{args.dataset}: {counts['users']:,} users, {counts['items']:,} items, {counts['interactions']:,} interactions, sparsity {counts['sparsity']:.4f}%")
+    _print_json(counts) if args.json else print(
+        f"{args.dataset}: {counts['users']:,} users, {counts['items']:,} items, {counts['interactions']:,} "
+        f"interactions, sparsity {counts['sparsity']:.4f}%"
+    )
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
     from benchmark.data.fetch import fetch
     from benchmark.data.sources import get_source
 
-    paths = fetch(get_source(args.dataset), _mirror(args), _raw_root(args) / args.dataset, form=args.form, download=not args.offline, allow_unpinned=args.allow_unpinned)
+    paths = fetch(
+        get_source(args.dataset),
+        _mirror(args),
+        _raw_root(args) / args.dataset,
+        form=args.form,
+        download=not args.offline,
+        allow_unpinned=args.allow_unpinned,
+    )
     for path in paths:
         print(path)
 
@@ -63,7 +73,17 @@ def cmd_fetch(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     from benchmark.data.sample import build_sample
 
-    _print_json(build_sample(args.dataset, invoices=args.invoices, items=args.items, seed=args.seed, out=Path(args.out), mirror=_mirror(args), raw_root=_raw_root(args)))
+    _print_json(
+        build_sample(
+            args.dataset,
+            invoices=args.invoices,
+            items=args.items,
+            seed=args.seed,
+            out=Path(args.out),
+            mirror=_mirror(args),
+            raw_root=_raw_root(args),
+        )
+    )
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -88,13 +108,23 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
     folder = layout.processed_dir(_data_root(args), args.dataset)
     if not (folder / "manifest.json").exists():
-        prepare(args.dataset, data_root=_data_root(args), mirror=_mirror(args), raw_root=_raw_root(args), download=False)
+        prepare(
+            args.dataset, data_root=_data_root(args), mirror=_mirror(args), raw_root=_raw_root(args), download=False
+        )
     manifest = load_manifest(folder)
-    stats = {"dataset": args.dataset, **manifest["counts"], "partial": manifest.get("partial", False), "text_coverage": manifest.get("text_coverage")}
+    stats = {
+        "dataset": args.dataset,
+        **manifest["counts"],
+        "partial": manifest.get("partial", False),
+        "text_coverage": manifest.get("text_coverage"),
+    }
     if args.json:
         _print_json(stats)
         return
-    print(f"{args.dataset}: {stats['users']:,} users, {stats['items']:,} items, {stats['interactions']:,} interactions, sparsity {stats['sparsity']:.4f}%" + (" (partial)" if stats["partial"] else ""))
+    print(
+        f"{args.dataset}: {stats['users']:,} users, {stats['items']:,} items, {stats['interactions']:,} "
+        f"interactions, sparsity {stats['sparsity']:.4f}%" + (" (partial)" if stats["partial"] else "")
+    )
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
@@ -111,7 +141,16 @@ def cmd_embed(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         seed=args.seed,
     )
-    _print_json({"dataset": args.dataset, "encoder": args.encoder, "shape": list(result.matrix.shape), "path": str(result.path), "key": result.key, "cache_hit": result.cache_hit})
+    _print_json(
+        {
+            "dataset": args.dataset,
+            "encoder": args.encoder,
+            "shape": list(result.matrix.shape),
+            "path": str(result.path),
+            "key": result.key,
+            "cache_hit": result.cache_hit,
+        }
+    )
 
 
 def cmd_models(args: argparse.Namespace) -> None:
@@ -120,10 +159,20 @@ def cmd_models(args: argparse.Namespace) -> None:
     rows = []
     for name in list_models(args.pattern):
         entry = get_model(name)
-        presets = {p: {k: {"value": v, "source": src} for k, (v, src) in cited.items()}
-                   for p, cited in entry.cited_presets().items()}
-        rows.append({"name": name, "needs_text": entry.needs_text, "defaults": entry.defaults, "presets": presets,
-                     "search_space": sorted(entry.search_space), "description": entry.description})
+        presets = {
+            p: {k: {"value": v, "source": src} for k, (v, src) in cited.items()}
+            for p, cited in entry.cited_presets().items()
+        }
+        rows.append(
+            {
+                "name": name,
+                "needs_text": entry.needs_text,
+                "defaults": entry.defaults,
+                "presets": presets,
+                "search_space": sorted(entry.search_space),
+                "description": entry.description,
+            }
+        )
     if args.json:
         _print_json(rows)
     else:
@@ -156,9 +205,16 @@ def _budget(args: argparse.Namespace):
     """The training budget: the profile's, then the explicit flags."""
     from benchmark.runconfig import train_budget
 
-    return train_budget(_profile(args), seed=args.seed, amp=args.amp, tf32=args.tf32 or None,
-                        compile=args.compile or None, epochs=args.epochs, batch_size=args.batch_size,
-                        max_steps_per_epoch=getattr(args, "max_steps", None))
+    return train_budget(
+        _profile(args),
+        seed=args.seed,
+        amp=args.amp,
+        tf32=args.tf32 or None,
+        compile=args.compile or None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_steps_per_epoch=getattr(args, "max_steps", None),
+    )
 
 
 def _resolved(args: argparse.Namespace, model: str):
@@ -196,7 +252,9 @@ def cmd_verify(args: argparse.Namespace) -> None:
     from benchmark.fidelity.verify import verify
 
     if args.amp != "none" or args.tf32 or args.compile:
-        raise TedbenchError("verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only")
+        raise TedbenchError(
+            "verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only"
+        )
     seeds = [args.seed + i for i in range(args.seeds)]
     work = Path(args.work or layout.verify_scratch(args.dataset, args.model, args.profile, args.against))
     run = _resolved(args, args.model)
@@ -261,7 +319,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from benchmark.registry import list_models
     from benchmark.runconfig import resolve
 
-    names = sorted(list_models(), key=lambda name: name != "SASRec") if args.model == "all" else [name.strip() for name in args.model.split(",") if name.strip()]
+    names = (
+        sorted(list_models(), key=lambda name: name != "SASRec")
+        if args.model == "all"
+        else [name.strip() for name in args.model.split(",") if name.strip()]
+    )
     profile, sources = _profile(args), _sources(args)
     runs = [resolve(name, profile=profile, sources=sources, budget=_budget(args)) for name in names]
     explicit = {key: value for _, options in sources for key, value in options.items()}
@@ -278,17 +340,29 @@ def cmd_bench(args: argparse.Namespace) -> None:
         profile_ops=Path(args.profile_ops) if args.profile_ops else None,
         setting=setting,
     )
-    columns = ["model", "step_seconds", "epoch_seconds", "ratio_to_first", "eval_seconds", "authors_a100_epoch_seconds", "speedup_vs_authors"]
+    columns = [
+        "model",
+        "step_seconds",
+        "epoch_seconds",
+        "ratio_to_first",
+        "eval_seconds",
+        "authors_a100_epoch_seconds",
+        "speedup_vs_authors",
+    ]
     print(tabulate([[row[c] for c in columns] for row in rows], headers=columns, tablefmt="github"), file=sys.stderr)
-    print(f"device {rows[0]['device']}; appended to {Path(args.results_dir) / (rows[0]['device'] + '.csv')}", file=sys.stderr)
+    print(
+        f"device {rows[0]['device']}; appended to {Path(args.results_dir) / (rows[0]['device'] + '.csv')}",
+        file=sys.stderr,
+    )
     _print_json(rows[0] if len(rows) == 1 else rows)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from benchmark.report.build import build_report
 
-    summary = build_report(Path(args.runs), Path(args.out), tag=args.tag, encoder=args.encoder,
-                           allow_mixed=args.allow_mixed)
+    summary = build_report(
+        Path(args.runs), Path(args.out), tag=args.tag, encoder=args.encoder, allow_mixed=args.allow_mixed
+    )
     table = layout.table_path(Path(args.out), "table3")
     if table.exists():
         print(table.read_text())
@@ -327,8 +401,14 @@ def cmd_regress(args: argparse.Namespace) -> None:
     from benchmark.regression import run_gate
 
     models = [m.strip() for m in args.models.split(",")] if args.models else None
-    result = run_gate(load_profile("gate", Path(args.params_file)), data_root=_data_root(args), models=models, reference_path=Path(args.reference), update=args.update,
-                      log=lambda line: print(line, file=sys.stderr, flush=True))
+    result = run_gate(
+        load_profile("gate", Path(args.params_file)),
+        data_root=_data_root(args),
+        models=models,
+        reference_path=Path(args.reference),
+        update=args.update,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     print(result.markdown())
     if args.update:
         print(f"references written to {args.reference}")
@@ -346,41 +426,73 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tedbench", description="Sequential recommendation with item text: the TedRec paper's benchmark, reproducible.")
+    parser = _Parser(
+        prog="tedbench",
+        description="Sequential recommendation with item text: the TedRec paper's benchmark, reproducible.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--data-root", help=f"where processed data and embeddings live (default: ${layout.DATA_ENV} or ./data)")
+        p.add_argument(
+            "--data-root", help=f"where processed data and embeddings live (default: ${layout.DATA_ENV} or ./data)"
+        )
         p.add_argument("--mirror", help="offline mirror folder standing in for upstream (default: $TEDBENCH_MIRROR)")
         p.add_argument("--raw-root", help="verified local copies of raw files (default: $TEDBENCH_RAW or ./datasets)")
         return p
 
     def ties(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--tie-order", choices=("random", "file"), default="random", help="order of items sharing a timestamp (default: seeded random, as the official pipeline)")
+        p.add_argument(
+            "--tie-order",
+            choices=("random", "file"),
+            default="random",
+            help="order of items sharing a timestamp (default: seeded random, as the official pipeline)",
+        )
         p.add_argument("--tie-seed", type=argtypes.seed, default=2020)
 
     def source_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dataset", required=True)
         p.add_argument("--form", help="force one source form (e.g. upstream, csv, recbole-atomic)")
         p.add_argument("--offline", action="store_true", help="never download; use the raw folder or the mirror only")
-        p.add_argument("--allow-unpinned", action="store_true", help="accept files whose checksum is not pinned yet (downloaded or found locally)")
+        p.add_argument(
+            "--allow-unpinned",
+            action="store_true",
+            help="accept files whose checksum is not pinned yet (downloaded or found locally)",
+        )
 
-    p = common(sub.add_parser("fetch", help="copy a dataset's verified raw files into the raw folder (from the mirror or upstream)"))
+    p = common(
+        sub.add_parser(
+            "fetch", help="copy a dataset's verified raw files into the raw folder (from the mirror or upstream)"
+        )
+    )
     source_options(p)
     p.set_defaults(func=cmd_fetch)
 
     p = common(sub.add_parser("prepare", help="verify and process a dataset (raw folder, mirror, or upstream)"))
     source_options(p)
-    p.add_argument("--k-core", type=int, default=5, help="iterative k-core filter on users and items (default 5, as the paper)")
+    p.add_argument(
+        "--k-core", type=int, default=5, help="iterative k-core filter on users and items (default 5, as the paper)"
+    )
     p.add_argument("--json", action="store_true")
-    p.add_argument("--force", action="store_true", help="replace a prepared folder built from other inputs (identical inputs: nothing to do)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a prepared folder built from other inputs (identical inputs: nothing to do)",
+    )
     ties(p)
     p.set_defaults(func=cmd_prepare)
 
-    p = common(sub.add_parser("sample", help="write a seeded invoice sample of Online Retail's CSV (builds the bundled OR-sample)"))
+    p = common(
+        sub.add_parser(
+            "sample", help="write a seeded invoice sample of Online Retail's CSV (builds the bundled OR-sample)"
+        )
+    )
     p.add_argument("--dataset", default="OR", help="dataset to sample (default: OR, its csv form)")
     p.add_argument("--invoices", type=argtypes.positive_int, required=True, help="number of invoices (users) to draw")
-    p.add_argument("--items", type=argtypes.positive_int, help="keep only the rows of this many seeded-random stock codes (default: all)")
+    p.add_argument(
+        "--items",
+        type=argtypes.positive_int,
+        help="keep only the rows of this many seeded-random stock codes (default: all)",
+    )
     p.add_argument("--seed", type=argtypes.seed, default=2020)
     p.add_argument("--out", required=True, help="the .csv.gz file to write (atomically)")
     p.set_defaults(func=cmd_sample)
@@ -390,7 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atomic", help="a RecBole .inter file (user_id, item_id, optional timestamp)")
     p.add_argument("--item", help="the matching .item file for item text")
     p.add_argument("--benchmark", help="a folder with NAME.train/valid/test.inter benchmark files")
-    p.add_argument("--force", action="store_true", help="replace an imported dataset of this name built from other inputs")
+    p.add_argument(
+        "--force", action="store_true", help="replace an imported dataset of this name built from other inputs"
+    )
     ties(p)
     p.set_defaults(func=cmd_import)
 
@@ -423,61 +537,128 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--epochs", type=argtypes.positive_int)
         p.add_argument("--batch-size", type=argtypes.positive_int)
         p.add_argument("--params", help="JSON file of model options (e.g. exported best parameters)")
-        p.add_argument("--profile", help="budget profile from --params-file: paper, reduced, demo (default: none = the paper's budget and sizes)")
-        p.add_argument("--params-file", default="params.yaml", help="where profiles and suites are declared (default: params.yaml)")
-        p.add_argument("--set", action="append", type=argtypes.assignment, metavar="KEY=VALUE", help="override one model option (VALUE read as JSON, else text)")
-        p.add_argument("--amp", choices=("none", "bf16"), default="none", help="autocast precision (default: none = fp32)")
+        p.add_argument(
+            "--profile",
+            help="budget profile from --params-file: paper, reduced, demo "
+            "(default: none = the paper's budget and sizes)",
+        )
+        p.add_argument(
+            "--params-file", default="params.yaml", help="where profiles and suites are declared (default: params.yaml)"
+        )
+        p.add_argument(
+            "--set",
+            action="append",
+            type=argtypes.assignment,
+            metavar="KEY=VALUE",
+            help="override one model option (VALUE read as JSON, else text)",
+        )
+        p.add_argument(
+            "--amp", choices=("none", "bf16"), default="none", help="autocast precision (default: none = fp32)"
+        )
         p.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on Ampere+ GPUs")
         p.add_argument("--compile", action="store_true", help="torch.compile the training step")
 
     p = sub.add_parser("train", help="train and evaluate one model")
     run_options(p)
     p.add_argument("--out", help="result folder (default: runs/train/DATASET/MODEL/seedSEED)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted or failed run of the same settings from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="discard what --out holds (another attempt, other settings) and start afresh")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted or failed run of the same settings from its last checkpoint",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard what --out holds (another attempt, other settings) and start afresh",
+    )
     p.add_argument("--tag", help="free label stored in config.json (an ablation variant, a budget profile)")
     p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("tune", help="one worker of an Optuna study (start several on one storage to scale out)")
     run_options(p)
-    p.add_argument("--storage", help="sqlite:///FILE or postgresql://USER:PASS@HOST/DB (default: results/tuning/DATASET/MODEL.db)")
-    p.add_argument("--n-trials", type=argtypes.positive_int, help="study budget (default: the whole grid, or 20 for tpe)")
-    p.add_argument("--sampler", choices=("grid", "tpe"), default="grid", help="grid (the paper's learning-rate grid by default) or seeded TPE over the model's search space")
-    p.add_argument("--grid", action="append", type=argtypes.grid_dimension, metavar="PARAM=V1,V2", help="grid dimension replacing the paper's grid (repeatable)")
-    p.add_argument("--protocol", help="tuning protocol from --params-file (paper, baselines): its sampler, budget, "
-                   "sampler seed and searched dimensions")
+    p.add_argument(
+        "--storage", help="sqlite:///FILE or postgresql://USER:PASS@HOST/DB (default: results/tuning/DATASET/MODEL.db)"
+    )
+    p.add_argument(
+        "--n-trials", type=argtypes.positive_int, help="study budget (default: the whole grid, or 20 for tpe)"
+    )
+    p.add_argument(
+        "--sampler",
+        choices=("grid", "tpe"),
+        default="grid",
+        help="grid (the paper's learning-rate grid by default) or seeded TPE over the model's search space",
+    )
+    p.add_argument(
+        "--grid",
+        action="append",
+        type=argtypes.grid_dimension,
+        metavar="PARAM=V1,V2",
+        help="grid dimension replacing the paper's grid (repeatable)",
+    )
+    p.add_argument(
+        "--protocol",
+        help="tuning protocol from --params-file (paper, baselines): its sampler, budget, "
+        "sampler seed and searched dimensions",
+    )
     p.add_argument("--timeout", type=argtypes.positive_float, help="stop claiming new trials after this many seconds")
     p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
     p.add_argument("--results-dir", default=str(layout.RESULTS))
     p.add_argument("--runs-dir", default="runs/tune")
-    p.add_argument("--grace-period", type=argtypes.positive_int, default=60, help="seconds without a heartbeat before a trial counts as dead and is re-queued")
+    p.add_argument(
+        "--grace-period",
+        type=argtypes.positive_int,
+        default=60,
+        help="seconds without a heartbeat before a trial counts as dead and is re-queued",
+    )
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("report", help="paper-style tables, significance tests and figures from stored runs (nothing else)")
-    p.add_argument("--runs", default="results/runs", help="folder of training runs (searched recursively for config.json)")
+    p = sub.add_parser(
+        "report", help="paper-style tables, significance tests and figures from stored runs (nothing else)"
+    )
+    p.add_argument(
+        "--runs", default="results/runs", help="folder of training runs (searched recursively for config.json)"
+    )
     p.add_argument("--out", default=str(layout.RESULTS), help="writes OUT/tables, OUT/figures, OUT/metrics.json")
     p.add_argument("--tag", help="report the runs with this tag (default: untagged runs)")
-    p.add_argument("--encoder", help="text encoder of the text models in Tables 3-4 (default: bert-cls if run, else minilm)")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="let a table cell average runs whose configurations differ in more than the seed "
-                        "(the captions then say so)")
+    p.add_argument(
+        "--encoder", help="text encoder of the text models in Tables 3-4 (default: bert-cls if run, else minilm)"
+    )
+    p.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="let a table cell average runs whose configurations differ in more than the seed "
+        "(the captions then say so)",
+    )
     p.set_defaults(func=cmd_report)
 
-    p = common(sub.add_parser("pipeline", help="a whole suite from params.yaml: prepare, embed, tune, train seeds, report"))
+    p = common(
+        sub.add_parser("pipeline", help="a whole suite from params.yaml: prepare, embed, tune, train seeds, report")
+    )
     p.add_argument("--suite", default="demo", help="suite in --params-file (default: demo, the bundled sample)")
     p.add_argument("--datasets", help="comma list replacing the suite's datasets (e.g. one worker per dataset)")
     p.add_argument("--params-file", default="params.yaml")
     p.add_argument("--device", type=argtypes.device, help="cpu, cuda, cuda:K (default: cuda if available)")
-    p.add_argument("--results-dir", help="default: results/SUITE (best parameters, runs with their per-user ranks, tables, figures)")
+    p.add_argument(
+        "--results-dir",
+        help="default: results/SUITE (best parameters, runs with their per-user ranks, tables, figures)",
+    )
     p.add_argument("--trials-dir", help="run folders of the tuning trials (default: runs/SUITE/tune)")
     p.set_defaults(func=cmd_pipeline)
 
-    p = common(sub.add_parser("regress", help="metric-regression gate: every model, short fixed-seed runs on the bundled sample vs. committed references"))
+    p = common(
+        sub.add_parser(
+            "regress",
+            help="metric-regression gate: every model, short fixed-seed runs on the bundled sample "
+            "vs. committed references",
+        )
+    )
     p.add_argument("--models", help="comma list (default: every registered model)")
     p.add_argument("--reference", default=str(layout.REGRESSION_REFERENCE))
     p.add_argument("--params-file", default="params.yaml", help="declares profile 'gate'")
-    p.add_argument("--update", action="store_true", help="store the measured metrics as the new references (on purpose)")
+    p.add_argument(
+        "--update", action="store_true", help="store the measured metrics as the new references (on purpose)"
+    )
     p.set_defaults(func=cmd_regress)
 
     p = sub.add_parser("dvc-yaml", help="generate dvc.yaml from params.yaml (dvc_suites) and the code's imports")
@@ -486,26 +667,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only compare; exit 2 when the file differs")
     p.set_defaults(func=cmd_dvc_yaml)
 
-    p = sub.add_parser("verify", help="train tedbench's model and the reference implementation side by side (fidelity table)")
+    p = sub.add_parser(
+        "verify", help="train tedbench's model and the reference implementation side by side (fidelity table)"
+    )
     run_options(p)
-    p.add_argument("--against", choices=("recbole", "official"), required=True,
-                   help="the reference: RecBole 1.2.1's model (installed with --no-deps), or the official code at --reference-code")
+    p.add_argument(
+        "--against",
+        choices=("recbole", "official"),
+        required=True,
+        help="the reference: RecBole 1.2.1's model (installed with --no-deps), "
+        "or the official code at --reference-code",
+    )
     p.add_argument("--reference-code", metavar="PATH", help="a checkout of the official code (--against official)")
-    p.add_argument("--transplant", action="store_true",
-                   help="after training (or reusing) both sides, evaluate each side's best weights in the other "
-                        "(STEM.transplant.md) instead of writing the side-by-side report")
-    p.add_argument("--seeds", type=argtypes.positive_int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)")
+    p.add_argument(
+        "--transplant",
+        action="store_true",
+        help="after training (or reusing) both sides, evaluate each side's best weights in the other "
+        "(STEM.transplant.md) instead of writing the side-by-side report",
+    )
+    p.add_argument(
+        "--seeds", type=argtypes.positive_int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)"
+    )
     p.add_argument("--out", default="results/fidelity", help="where the Markdown and CSV tables go")
-    p.add_argument("--work", help="run folders of both sides (default: runs/verify/DATASET/MODEL/PROFILE[/official]); "
-                   "finished sides and seeds there are reused")
+    p.add_argument(
+        "--work",
+        help="run folders of both sides (default: runs/verify/DATASET/MODEL/PROFILE[/official]); "
+        "finished sides and seeds there are reused",
+    )
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("bench", help="time training steps and full-sort evaluation")
     run_options(p)
-    p.add_argument("--steps", type=argtypes.positive_int, default=5, help="timed training steps per round (after 2 warm-up steps)")
-    p.add_argument("--rounds", type=argtypes.positive_int, default=1, help="interleaved rounds: every model is timed once per round, so ratios survive a noisy machine")
+    p.add_argument(
+        "--steps", type=argtypes.positive_int, default=5, help="timed training steps per round (after 2 warm-up steps)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=argtypes.positive_int,
+        default=1,
+        help="interleaved rounds: every model is timed once per round, so ratios survive a noisy machine",
+    )
     p.add_argument("--results-dir", default=str(layout.BENCH_DIR))
-    p.add_argument("--profile-ops", metavar="FILE", help="append each model's top operators (torch.profiler, one step) to this markdown file")
+    p.add_argument(
+        "--profile-ops",
+        metavar="FILE",
+        help="append each model's top operators (torch.profiler, one step) to this markdown file",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -55,8 +55,11 @@ def code_deps(step: str, model: str | None = None) -> list[str]:
     """The source files a step runs (for a model: its class hierarchy too), as sorted POSIX paths."""
     modules = list(ENTRY[step])
     if model is not None:
-        modules += [cls.__module__ for cls in get_model(model).cls.__mro__ if cls.__module__.split(".")[0] in
-                    ("benchmark", "baselines", "tedrec")]
+        modules += [
+            cls.__module__
+            for cls in get_model(model).cls.__mro__
+            if cls.__module__.split(".")[0] in ("benchmark", "baselines", "tedrec")
+        ]
     return sorted({*CLI, *(path.as_posix() for path in closure(modules, ROOT))})
 
 
@@ -79,7 +82,7 @@ def prepare_stage(dataset: str, suite: Suite) -> dict[str, Any]:
     p = suite.processing
     return {
         "cmd": f"tedbench prepare --dataset {dataset} --offline --k-core {p.k_core} --tie-order {p.tie_order} "
-               f"--tie-seed {p.tie_seed}",
+        f"--tie-seed {p.tie_seed}",
         "deps": raw_deps(dataset) + code_deps("prepare"),
         "params": ["k_core", "tie_order", "tie_seed"],
         "outs": [f"data/processed/{dataset}"],
@@ -102,8 +105,8 @@ def tune_stage(suite: Suite, dataset: str, model: str, results: Path) -> dict[st
     encoder = suite.encoder if get_model(model).needs_text else None
     return {
         "cmd": f"tedbench tune --model {model} --dataset {dataset} --encoder {suite.encoder} --profile "
-               f"{suite.profile.name} --results-dir {results.as_posix()} --runs-dir "
-               f"{layout.suite_trials(suite.name).as_posix()}",
+        f"{suite.profile.name} --results-dir {results.as_posix()} --runs-dir "
+        f"{layout.suite_trials(suite.name).as_posix()}",
         "deps": data_deps(dataset, encoder) + code_deps("tune", model),
         **({"params": params} if (params := model_params(suite, model)) else {}),
         "outs": [{layout.best_params_path(results, dataset, model).as_posix(): {"cache": False}}],
@@ -120,7 +123,7 @@ def train_stage(suite: Suite, request: RunRequest, results: Path) -> dict[str, A
     deps = ([tuned.as_posix()] if request.model in suite.tuned else []) + data_deps(request.dataset, request.encoder)
     return {
         "cmd": f"tedbench train --model {request.model} --dataset {request.dataset}{encoder} --profile "
-               f"{suite.profile.name} {' '.join(flags + [f'--seed {request.seed}'])} --out {folder}",
+        f"{suite.profile.name} {' '.join(flags + [f'--seed {request.seed}'])} --out {folder}",
         "deps": deps + code_deps("train", request.model),
         **({"params": params} if (params := model_params(suite, request.model)) else {}),
         "outs": [{f"{folder}/{name}": {"cache": False}} for name in RUN_OUTPUTS],
@@ -137,7 +140,7 @@ def report_stage(suite: Suite, runs: list[RunRequest], results: Path) -> dict[st
     return {
         "cmd": f"tedbench report --runs {layout.suite_runs(results).as_posix()} --out {results.as_posix()}",
         "deps": [f"{folder}/{name}" for folder in folders for name in (*RUN_OUTPUTS, "log.jsonl")]
-                + code_deps("report"),
+        + code_deps("report"),
         "outs": [{f"{results.as_posix()}/{name}": {"cache": False}} for name in ("tables", "figures")],
         "metrics": [{f"{results.as_posix()}/metrics.json": {"cache": False}}],
     }
@@ -173,8 +176,10 @@ def stages(params_file: Path = PARAMS_FILE) -> dict[str, dict[str, Any]]:
         runs = requests(suite)
         for request in runs:
             run = layout.run_name(request.model, request.tag, request.variant)
-            add(stage_name("train", suite.name, request.dataset, run, f"seed{request.seed}"),
-                train_stage(suite, request, results))
+            add(
+                stage_name("train", suite.name, request.dataset, run, f"seed{request.seed}"),
+                train_stage(suite, request, results),
+            )
         add(stage_name("report", suite.name), report_stage(suite, runs, results))
     return result
 

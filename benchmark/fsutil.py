@@ -111,7 +111,13 @@ def clean_orphans(folder: Path, name: str | None = None) -> list[Path]:
     candidates = folder.glob(f".{glob.escape(name)}.pid*.tmp") if name else folder.rglob(".*.tmp")
     for path in sorted(candidates, key=lambda p: len(p.parts)):
         match = _STAGING.match(path.name)
-        if match and (name is None or match["name"] == name) and int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])) and (path.exists() or path.is_symlink()):
+        if (
+            match
+            and (name is None or match["name"] == name)
+            and int(match["pid"]) != os.getpid()
+            and not pid_alive(int(match["pid"]))
+            and (path.exists() or path.is_symlink())
+        ):
             final = path.with_name(match["name"])
             if match["rest"] == "old" and not (final.exists() or final.is_symlink()):
                 os.replace(path, final)
@@ -129,7 +135,10 @@ def safe_name(name: str, what: str) -> str:
     from benchmark.errors import TedbenchError
 
     if not isinstance(name, str) or not SAFE_NAME.match(name) or name in {".", ".."} or ".." in name:
-        raise TedbenchError(f"{what} {name!r}: use 1-128 letters, digits, '.', '_', '+' or '-', not starting with '.' or containing '..'")
+        raise TedbenchError(
+            f"{what} {name!r}: use 1-128 letters, digits, '.', '_', '+' or '-', "
+            "not starting with '.' or containing '..'"
+        )
     return name
 
 

@@ -1,12 +1,12 @@
 """Where every file lives: the one place that builds tedbench's paths (dvc.yaml follows the same layout).
 
-    datasets/<dataset>/...                     raw files, verified (`$TEDBENCH_RAW`)
-    data/processed/<dataset>/                  processed sequences and item text (`$TEDBENCH_DATA`)
-    data/embeddings/<dataset>/<encoder>/       cached item-text embeddings
-    <results>/best_params/<dataset>/<model>.json, <results>/tuning/<dataset>/<model>.db
-    <results>/runs/<dataset>/<model>[@<tag>][~<variant>]/seed<N>/   one training run
-    <results>/tables/, <results>/figures/, <results>/metrics.json     the report
-    runs/train/..., runs/verify/..., runs/<suite>/tune/               scratch run folders (git-ignored)
+datasets/<dataset>/...                     raw files, verified (`$TEDBENCH_RAW`)
+data/processed/<dataset>/                  processed sequences and item text (`$TEDBENCH_DATA`)
+data/embeddings/<dataset>/<encoder>/       cached item-text embeddings
+<results>/best_params/<dataset>/<model>.json, <results>/tuning/<dataset>/<model>.db
+<results>/runs/<dataset>/<model>[@<tag>][~<variant>]/seed<N>/   one training run
+<results>/tables/, <results>/figures/, <results>/metrics.json     the report
+runs/train/..., runs/verify/..., runs/<suite>/tune/               scratch run folders (git-ignored)
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def run_name(model: str, tag: str | None = None, variant: str | None = None) -> 
     return model + (f"@{tag}" if tag else "") + (f"~{variant}" if variant else "")
 
 
-def run_folder(runs_root: Path, dataset: str, model: str, seed: int, tag: str | None = None,
-               variant: str | None = None) -> Path:
+def run_folder(
+    runs_root: Path, dataset: str, model: str, seed: int, tag: str | None = None, variant: str | None = None
+) -> Path:
     return Path(runs_root) / dataset / run_name(model, tag, variant) / f"seed{seed}"
 
 

@@ -75,8 +75,12 @@ def gather_last(hidden: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     return hidden.gather(1, index).squeeze(1)
 
 
-def encode_by_length(encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seq: torch.Tensor,
-                     length: torch.Tensor, groups: int = LENGTH_GROUPS) -> torch.Tensor:
+def encode_by_length(
+    encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    seq: torch.Tensor,
+    length: torch.Tensor,
+    groups: int = LENGTH_GROUPS,
+) -> torch.Tensor:
     """`encode(seq, length)` [B, d] for an encoder whose row b depends only on seq[b, :length[b]] (causal,
     right-padded): the rows, sorted by length, are encoded in `groups` groups, each cut to its longest row.
 

@@ -54,13 +54,26 @@ def requests(suite: Suite) -> list[RunRequest]:
             encoder = suite.encoder if get_model(model).needs_text else None
             runs += [RunRequest(dataset, model, seed, encoder) for seed in suite.seeds]
         for ablation in suite.ablations:
-            runs += [RunRequest(dataset, ABLATED_MODEL, seed, suite.encoder, ablation.tag, tuple(ablation.overrides.items())) for seed in suite.seeds]
+            runs += [
+                RunRequest(dataset, ABLATED_MODEL, seed, suite.encoder, ablation.tag, tuple(ablation.overrides.items()))
+                for seed in suite.seeds
+            ]
         for encoder in suite.encoders:
             runs += [RunRequest(dataset, ABLATED_MODEL, seed, encoder, variant=encoder) for seed in suite.seeds]
     return runs
 
 
-def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: Path, results_root: Path, trials_root: Path, device: str | None = None, log=print) -> dict[str, Any]:
+def run_suite(
+    suite: Suite,
+    *,
+    data_root: Path,
+    mirror: Path | None,
+    raw_root: Path,
+    results_root: Path,
+    trials_root: Path,
+    device: str | None = None,
+    log=print,
+) -> dict[str, Any]:
     """Run every step of `suite`; returns the report's summary plus the wall seconds of each step.
 
     Writes results_root/{best_params,tuning,runs,tables,figures,metrics.json} (the layout of `dvc.yaml`);
@@ -75,8 +88,15 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
     started = time.monotonic()
     for dataset in suite.datasets:
         processing = suite.processing
-        prepare_if_missing(dataset, data_root=data_root, mirror=mirror, raw_root=raw_root, k=processing.k_core,
-                           tie_order=processing.tie_order, tie_seed=processing.tie_seed)
+        prepare_if_missing(
+            dataset,
+            data_root=data_root,
+            mirror=mirror,
+            raw_root=raw_root,
+            k=processing.k_core,
+            tie_order=processing.tie_order,
+            tie_seed=processing.tie_seed,
+        )
     seconds["prepare"] = time.monotonic() - started
 
     started = time.monotonic()
@@ -101,31 +121,64 @@ def run_suite(suite: Suite, *, data_root: Path, mirror: Path | None, raw_root: P
             log(f"tune {model} on {dataset}")
             result = tune(spec)
             if result["best_params"] is None:
-                raise TedbenchError(f"tuning {model} on {dataset}: study {result['study']} exported nothing "
-                                    f"({result['complete']} complete, {result['running']} still running elsewhere, "
-                                    f"{result['failed']} failed trials); rerun once running trials finish or pass their heartbeat grace")
+                raise TedbenchError(
+                    f"tuning {model} on {dataset}: study {result['study']} exported nothing "
+                    f"({result['complete']} complete, {result['running']} still running elsewhere, "
+                    f"{result['failed']} failed trials); rerun once running trials finish or pass their heartbeat grace"
+                )
     seconds["tune"] = time.monotonic() - started
 
     started = time.monotonic()
     for request in requests(suite):
-        _train_one(request, suite, base, data_root=data_root, runs_root=runs_root, results_root=results_root, device=device, log=log)
+        _train_one(
+            request,
+            suite,
+            base,
+            data_root=data_root,
+            runs_root=runs_root,
+            results_root=results_root,
+            device=device,
+            log=log,
+        )
     seconds["train"] = time.monotonic() - started
 
     started = time.monotonic()
     summary = build_report(runs_root, results_root)
     seconds["report"] = time.monotonic() - started
-    return {**summary, "suite": suite.name, "profile": profile.name, "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+    return {
+        **summary,
+        "suite": suite.name,
+        "profile": profile.name,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+    }
 
 
-def _train_one(request: RunRequest, suite: Suite, base: TrainConfig, *, data_root: Path, runs_root: Path, results_root: Path, device: str | None, log) -> None:
+def _train_one(
+    request: RunRequest,
+    suite: Suite,
+    base: TrainConfig,
+    *,
+    data_root: Path,
+    runs_root: Path,
+    results_root: Path,
+    device: str | None,
+    log,
+) -> None:
     tuned = best_params_path(results_root, request.dataset, request.model)
     sources = [(str(tuned), options_file(tuned))] if tuned.exists() else []
     sources.append((f"ablation {request.tag}", dict(request.extra)))
     run = resolve(request.model, profile=suite.profile, sources=sources, budget=replace(base, seed=request.seed))
     overrides, config = run.overrides, run.train_config
     out = request.folder(runs_root)
-    settings = run_settings(run.entry, request.dataset, request.encoder, run.model_config, config, tag=request.tag,
-                            profile=suite.profile.name)
+    settings = run_settings(
+        run.entry,
+        request.dataset,
+        request.encoder,
+        run.model_config,
+        config,
+        tag=request.tag,
+        profile=suite.profile.name,
+    )
     if runstate.is_finished(out, settings):
         return
     stored = runstate.read_config(out)
@@ -134,5 +187,18 @@ def _train_one(request: RunRequest, suite: Suite, base: TrainConfig, *, data_roo
     note = f" (settings changed: {', '.join(changed)}; fresh attempt)" if changed else " (resumed)" if resume else ""
     variant = (f" {request.tag}" if request.tag else "") + (f" ({request.variant} text)" if request.variant else "")
     log(f"train {request.model}{variant} on {request.dataset}, seed {request.seed}{note}")
-    train(request.model, request.dataset, data_root=data_root, out=out, encoder=request.encoder, device=device, overrides=overrides,
-          train_config=config, resume=resume, overwrite=bool(changed), progress=False, tag=request.tag, profile=suite.profile.name)
+    train(
+        request.model,
+        request.dataset,
+        data_root=data_root,
+        out=out,
+        encoder=request.encoder,
+        device=device,
+        overrides=overrides,
+        train_config=config,
+        resume=resume,
+        overwrite=bool(changed),
+        progress=False,
+        tag=request.tag,
+        profile=suite.profile.name,
+    )

@@ -87,7 +87,9 @@ class TuningProtocol:
             return None
         if model not in self.search:
             declared = ", ".join(sorted(self.search))
-            raise TedbenchError(f"{path}: tuning protocol {self.name!r} declares no search for model {model!r} (declared: {declared})")
+            raise TedbenchError(
+                f"{path}: tuning protocol {self.name!r} declares no search for model {model!r} (declared: {declared})"
+            )
         return self.search[model]
 
 
@@ -117,7 +119,9 @@ def load_tuning(name: str, path: Path = PARAMS_FILE) -> TuningProtocol:
             search={model: tuple(dims) for model, dims in (spec.get("search") or {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise TedbenchError(f"{path}: tuning protocol {name!r} is malformed ({exc!r}); it needs sampler, seed, search") from exc
+        raise TedbenchError(
+            f"{path}: tuning protocol {name!r} is malformed ({exc!r}); it needs sampler, seed, search"
+        ) from exc
 
 
 def _params(path: Path) -> dict[str, Any]:
@@ -136,7 +140,7 @@ def _params(path: Path) -> dict[str, Any]:
 
 
 def _yaml_where(exc: yaml.YAMLError) -> str:
-    """", line L column C: problem" for a YAML error that carries a position."""
+    """ ", line L column C: problem" for a YAML error that carries a position."""
     mark = getattr(exc, "problem_mark", None)
     problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
     return f" at line {mark.line + 1} column {mark.column + 1}: {problem}" if mark else f": {problem}"
@@ -161,14 +165,18 @@ def _check_train(options: dict[str, Any], where: str) -> dict[str, Any]:
     """Training options of a profile: known TrainConfig fields holding integers in range."""
     unknown = sorted(set(options) - _TRAIN_FIELDS)
     if unknown:
-        raise TedbenchError(f"{where} sets unknown training options {', '.join(unknown)} ({did_you_mean(unknown[0], _TRAIN_FIELDS)})")
+        raise TedbenchError(
+            f"{where} sets unknown training options {', '.join(unknown)} ({did_you_mean(unknown[0], _TRAIN_FIELDS)})"
+        )
     defaults = TrainConfig()
     for key, value in options.items():
         low = _TRAIN_MINIMUM.get(key, 1)
         if value is None and getattr(defaults, key) is None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise TedbenchError(f"{where}: train option {key}={value!r} is not accepted ({key} takes an integer >= {low})")
+            raise TedbenchError(
+                f"{where}: train option {key}={value!r} is not accepted ({key} takes an integer >= {low})"
+            )
     return options
 
 
@@ -211,7 +219,9 @@ def load_suite(name: str, path: Path = PARAMS_FILE) -> Suite:
     except KeyError as exc:
         raise TedbenchError(f"{where} lacks {exc.args[0]!r}; a suite needs profile, datasets, models, seeds") from exc
     except TypeError as exc:
-        raise TedbenchError(f"{where} is malformed ({exc}); a suite needs profile, datasets, models, seeds as lists") from exc
+        raise TedbenchError(
+            f"{where} is malformed ({exc}); a suite needs profile, datasets, models, seeds as lists"
+        ) from exc
     return suite
 
 
@@ -225,11 +235,13 @@ def _ablation(spec: Any, where: str, entry: ModelEntry) -> Ablation:
     if not isinstance(spec, dict) or "tag" not in spec:
         raise TedbenchError(f"{where}: ablation {spec!r} must be a mapping with a tag and set: KEY=VALUE")
     where = f"{where} ablation {spec['tag']!r}"
-    return Ablation(safe_name(spec["tag"], "ablation tag"), check_options(_assignments(spec.get("set", []), where), where, entry))
+    return Ablation(
+        safe_name(spec["tag"], "ablation tag"), check_options(_assignments(spec.get("set", []), where), where, entry)
+    )
 
 
 def _assignments(items: str | list[str], where: str) -> dict[str, Any]:
-    """"modulation=global" or ["modulation=global", "use_gates=false"] -> {"modulation": "global", ...}."""
+    """ "modulation=global" or ["modulation=global", "use_gates=false"] -> {"modulation": "global", ...}."""
     result = {}
     for item in [items] if isinstance(items, str) else items:
         key, sep, value = str(item).partition("=")

@@ -97,7 +97,9 @@ class ModelEntry:
         config.update(overrides)
         for size in ("hidden_size", "attribute_hidden_size"):
             if size in config and "n_heads" in config and config[size] % config["n_heads"]:
-                raise TedbenchError(f"model {self.name}: {size} {config[size]} is not a multiple of n_heads {config['n_heads']}")
+                raise TedbenchError(
+                    f"model {self.name}: {size} {config[size]} is not a multiple of n_heads {config['n_heads']}"
+                )
         return config
 
 
@@ -222,8 +224,10 @@ def register_model(
         unknown = sorted(set(cited) - set(defaults))
         uncited = sorted(key for key, (_, source) in cited.items() if not source.strip())
         if unknown or uncited or preset_name == DEFAULT_PRESET:
-            raise TedbenchError(f"model {name}: preset {preset_name!r} is reserved, sets unknown options "
-                                f"({', '.join(unknown)}) or cites no source for ({', '.join(uncited)})")
+            raise TedbenchError(
+                f"model {name}: preset {preset_name!r} is reserved, sets unknown options "
+                f"({', '.join(unknown)}) or cites no source for ({', '.join(uncited)})"
+            )
 
     def decorate(cls: type) -> type:
         if name in _REGISTRY and _REGISTRY[name].cls is not cls:

@@ -53,8 +53,17 @@ def measure(model: str, profile: Profile, *, data_root: Path, device: str = "cpu
     """Test metrics of one short fixed-seed run (full precision, from the per-user ranks)."""
     run = resolve(model, profile=profile, budget=train_budget(profile, seed=SEED))
     with tempfile.TemporaryDirectory() as tmp:
-        train(model, DATASET, data_root=data_root, out=Path(tmp), encoder=ENCODER if run.entry.needs_text else None,
-              device=device, overrides=run.overrides, train_config=run.train_config, progress=False)
+        train(
+            model,
+            DATASET,
+            data_root=data_root,
+            out=Path(tmp),
+            encoder=ENCODER if run.entry.needs_text else None,
+            device=device,
+            overrides=run.overrides,
+            train_config=run.train_config,
+            progress=False,
+        )
         per_user = per_user_metrics(np.load(Path(tmp) / "test_ranks.npy", allow_pickle=False))
     return {metric: float(per_user[metric].mean()) for metric in METRICS}
 
@@ -74,7 +83,9 @@ def compare(reference: dict[str, dict[str, float]], now: dict[str, dict[str, flo
             else:
                 status = "ok"
             change = None if ref is None else value - ref
-            rows.append({"model": model, "metric": metric, "reference": ref, "now": value, "change": change, "status": status})
+            rows.append(
+                {"model": model, "metric": metric, "reference": ref, "now": value, "change": change, "status": status}
+            )
     return GateResult(pd.DataFrame(rows), failed)
 
 
@@ -84,8 +95,15 @@ def load_reference(path: Path = REFERENCE) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
-def run_gate(profile: Profile, *, data_root: Path, models: list[str] | None = None, reference_path: Path = REFERENCE, update: bool = False,
-             log: Callable[[str], None] = lambda _: None) -> GateResult:
+def run_gate(
+    profile: Profile,
+    *,
+    data_root: Path,
+    models: list[str] | None = None,
+    reference_path: Path = REFERENCE,
+    update: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+) -> GateResult:
     """Measure `models` (default: every registered one) and compare, or with `update` store them as the references."""
     models = models or list_models()
     prepare_if_missing(DATASET, data_root=data_root)
@@ -96,11 +114,17 @@ def run_gate(profile: Profile, *, data_root: Path, models: list[str] | None = No
         log(f"{name}: {', '.join(f'{m} {v:.4f}' for m, v in now[name].items())} ({time.monotonic() - started:.0f} s)")
     stored = {} if update and not Path(reference_path).exists() else load_reference(reference_path)
     if update:
-        write_json(reference_path, {
-            "dataset": DATASET, "encoder": ENCODER, "seed": SEED, "profile": profile.name,
-            "tolerance": {"absolute": ABSOLUTE_TOLERANCE, "relative": RELATIVE_TOLERANCE},
-            "environment": environment(),
-            "metrics": {**stored.get("metrics", {}), **now},
-        })
+        write_json(
+            reference_path,
+            {
+                "dataset": DATASET,
+                "encoder": ENCODER,
+                "seed": SEED,
+                "profile": profile.name,
+                "tolerance": {"absolute": ABSOLUTE_TOLERANCE, "relative": RELATIVE_TOLERANCE},
+                "environment": environment(),
+                "metrics": {**stored.get("metrics", {}), **now},
+            },
+        )
         stored = load_reference(reference_path)
     return compare(stored["metrics"], now)

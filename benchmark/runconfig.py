@@ -42,12 +42,15 @@ def options_file(path: Path, where: str | None = None) -> dict[str, Any]:
         raise TedbenchError(f"{where}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     options = payload.get("params", payload) if isinstance(payload, dict) else payload
     if not isinstance(options, dict):
-        raise TedbenchError(f"{where}: expected a JSON object of model options (or one under \"params\"), "
-                            f"got {type(options).__name__}")
+        raise TedbenchError(
+            f'{where}: expected a JSON object of model options (or one under "params"), got {type(options).__name__}'
+        )
     return options
 
 
-def model_overrides(entry: ModelEntry, profile: Profile | None = None, sources: Iterable[Source] = ()) -> dict[str, Any]:
+def model_overrides(
+    entry: ModelEntry, profile: Profile | None = None, sources: Iterable[Source] = ()
+) -> dict[str, Any]:
     """The options above `entry`'s defaults: the profile's that it has, then each source (checked) in order."""
     explicit: dict[str, Any] = {}
     for where, options in sources:
@@ -61,8 +64,9 @@ def train_budget(profile: Profile | None = None, **explicit: Any) -> TrainConfig
     return replace(config, **{key: value for key, value in explicit.items() if value is not None})
 
 
-def resolve(model: str, *, profile: Profile | None = None, sources: Iterable[Source] = (),
-            budget: TrainConfig | None = None) -> ResolvedRun:
+def resolve(
+    model: str, *, profile: Profile | None = None, sources: Iterable[Source] = (), budget: TrainConfig | None = None
+) -> ResolvedRun:
     """Everything `train` needs to know about one run of `model`, before any data is loaded.
 
     `budget` defaults to `train_budget(profile)`; pass one built with `train_budget` to add explicit flags.

@@ -126,15 +126,30 @@ def study_name(entry: ModelEntry, spec: TuneSpec) -> str:
         space: Any = {k: list(v) for k, v in _space_grid(entry, spec).items()}
     else:
         space = {k: vars(v) | {"choices": list(v.choices)} for k, v in sorted(_tpe_space(entry, spec).items())}
-    payload = json.dumps({"space": space, "overrides": spec.overrides, "budget": budget(entry, spec), "data": data_digest(spec),
-                          **_training_budget(spec.train_config)}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "space": space,
+            "overrides": spec.overrides,
+            "budget": budget(entry, spec),
+            "data": data_digest(spec),
+            **_training_budget(spec.train_config),
+        },
+        sort_keys=True,
+        default=str,
+    )
     version = hashlib.sha256(payload.encode()).hexdigest()[:10]
     return f"{entry.name}.{spec.dataset}.{spec.encoder or 'noenc'}.{spec.sampler}.{version}"
 
 
 def _training_budget(config: TrainConfig) -> dict[str, Any]:
     """The parts of a trial's training budget that change what its value means (not the seed)."""
-    return {"epochs": config.epochs, "patience": config.patience, "batch_size": config.batch_size, "max_steps_per_epoch": config.max_steps_per_epoch, "user_subsample": config.user_subsample}
+    return {
+        "epochs": config.epochs,
+        "patience": config.patience,
+        "batch_size": config.batch_size,
+        "max_steps_per_epoch": config.max_steps_per_epoch,
+        "user_subsample": config.user_subsample,
+    }
 
 
 def budget(entry: ModelEntry, spec: TuneSpec) -> int:
@@ -150,6 +165,8 @@ def heartbeat_interval(grace_period: int) -> int:
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module=__name__)
+
+
 class _Retry(optuna.storages.RetryHeartbeatStaleTrialCallback):
     """Optuna's retry (same parameters, user attrs and slot), less the failed attempt's owner."""
 
@@ -181,10 +198,16 @@ def make_storage(url: str, grace_period: int = GRACE_SECONDS) -> optuna.storages
             )
         except Exception as exc:  # connection errors come from several drivers
             # Workers starting together on an empty database race to create Optuna's tables.
-            if attempt + 1 < attempts and type(exc).__name__ in ("IntegrityError", "ProgrammingError", "OperationalError"):
+            if attempt + 1 < attempts and type(exc).__name__ in (
+                "IntegrityError",
+                "ProgrammingError",
+                "OperationalError",
+            ):
                 time.sleep(0.5 * (attempt + 1))
                 continue
-            raise TedbenchError(f"storage {url.split('@')[-1]}: cannot open ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+            raise TedbenchError(
+                f"storage {url.split('@')[-1]}: cannot open ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            ) from None
     raise TedbenchError(f"storage {url.split('@')[-1]}: cannot open")
 
 
@@ -215,8 +238,15 @@ def _lay_out(study: optuna.Study, entry: ModelEntry, spec: TuneSpec) -> None:
         if slot not in present:
             study.enqueue_trial(params, user_attrs={SLOT_ATTR: slot}, skip_if_exists=False)
             pause_point("tune.setup_mid")
-    facts = {"model": entry.name, "dataset": spec.dataset, "encoder": spec.encoder, "sampler": spec.sampler, "budget": n,
-             "overrides": spec.overrides, "data": data_digest(spec)}
+    facts = {
+        "model": entry.name,
+        "dataset": spec.dataset,
+        "encoder": spec.encoder,
+        "sampler": spec.sampler,
+        "budget": n,
+        "overrides": spec.overrides,
+        "data": data_digest(spec),
+    }
     for key, value in facts.items():
         study.set_user_attr(key, value)
     study.set_user_attr(READY_ATTR, True)
@@ -284,7 +314,9 @@ def recover(study: optuna.Study, storage: optuna.storages.RDBStorage) -> None:
             fail_and_retry(study, storage, storage.get_trial_id_from_study_id_trial_number(study_id, frozen.number))
     trials = study.get_trials(deepcopy=False)
     for slot in unfinished_slots(study):
-        if not any(t.user_attrs.get(SLOT_ATTR) == slot and t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
+        if not any(
+            t.user_attrs.get(SLOT_ATTR) == slot and t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials
+        ):
             RETRY(study, max((t for t in trials if t.user_attrs.get(SLOT_ATTR) == slot), key=lambda t: t.number))
 
 
@@ -293,7 +325,9 @@ def unfinished_slots(study: optuna.Study) -> list[int]:
     trials = study.get_trials(deepcopy=False)
     done = {t.user_attrs.get(SLOT_ATTR) for t in trials if t.state in DONE_STATES}
     failures = [t.user_attrs.get(SLOT_ATTR) for t in trials if t.state == TrialState.FAIL]
-    return [slot for slot in range(study.user_attrs["budget"]) if slot not in done and failures.count(slot) <= MAX_RETRIES]
+    return [
+        slot for slot in range(study.user_attrs["budget"]) if slot not in done and failures.count(slot) <= MAX_RETRIES
+    ]
 
 
 @contextmanager
@@ -349,7 +383,9 @@ def _trial_study(name: str, storage: optuna.storages.RDBStorage, spec: TuneSpec,
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
 
 
-def _run_trial(name: str, storage: optuna.storages.RDBStorage, trial_id: int, entry: ModelEntry, spec: TuneSpec) -> FrozenTrial:
+def _run_trial(
+    name: str, storage: optuna.storages.RDBStorage, trial_id: int, entry: ModelEntry, spec: TuneSpec
+) -> FrozenTrial:
     number = storage.get_trial_number_from_id(trial_id)
     study = _trial_study(name, storage, spec, number)
     study.get_trials(deepcopy=False)  # loads the claimed trial into the study's storage cache
@@ -366,8 +402,16 @@ def _run_trial(name: str, storage: optuna.storages.RDBStorage, trial_id: int, en
     with heartbeat(storage, trial_id):
         try:
             metrics = train(
-                entry.name, spec.dataset, data_root=spec.data_root, out=out, encoder=spec.encoder, device=spec.device,
-                overrides={**spec.overrides, **params}, train_config=spec.train_config, progress=False, on_epoch=report,
+                entry.name,
+                spec.dataset,
+                data_root=spec.data_root,
+                out=out,
+                encoder=spec.encoder,
+                device=spec.device,
+                overrides={**spec.overrides, **params},
+                train_config=spec.train_config,
+                progress=False,
+                on_epoch=report,
             )
         except optuna.TrialPruned:
             return _finish(study, storage, trial_id, trial, state=TrialState.PRUNED)
@@ -379,9 +423,17 @@ def _run_trial(name: str, storage: optuna.storages.RDBStorage, trial_id: int, en
     return _finish(study, storage, trial_id, trial, value, test=metrics["test"], best_epoch=metrics["best_epoch"])
 
 
-def _finish(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: int, trial: optuna.Trial,
-            value: float | None = None, state: TrialState | None = None, **attrs: Any) -> FrozenTrial:
-    """Tell the trial's outcome, unless another worker failed it meanwhile (its heartbeat looked stale): then its retry counts."""
+def _finish(
+    study: optuna.Study,
+    storage: optuna.storages.RDBStorage,
+    trial_id: int,
+    trial: optuna.Trial,
+    value: float | None = None,
+    state: TrialState | None = None,
+    **attrs: Any,
+) -> FrozenTrial:
+    """Tell the trial's outcome, unless another worker failed it meanwhile (its heartbeat looked stale): then its
+    retry counts."""
     try:
         for key, attr in attrs.items():
             trial.set_user_attr(key, attr)
@@ -389,8 +441,6 @@ def _finish(study: optuna.Study, storage: optuna.storages.RDBStorage, trial_id: 
     except optuna.exceptions.UpdateFinishedTrialError:
         pass
     return storage.get_trial(trial_id)
-
-
 
 
 def is_exported(spec: TuneSpec) -> bool:
@@ -424,21 +474,24 @@ def export_best(study: optuna.Study, entry: ModelEntry, spec: TuneSpec) -> Path 
     pause_point("tune.before_export")
     path = best_params_path(spec.results_root, spec.dataset, entry.name)
     clean_orphans(path.parent)  # staging files of an export that was killed while writing
-    write_json(path, {
-        "model": entry.name,
-        "dataset": spec.dataset,
-        "encoder": spec.encoder,
-        "study": study.study_name,
-        "data": study.user_attrs["data"],
-        "sampler": spec.sampler,
-        "objective": f"best valid {SELECTION_METRIC} (rounded to 4 decimals, early-stopped)",
-        "value": best.value,
-        "slot": best.user_attrs[SLOT_ATTR],
-        "complete_trials": len(complete),
-        "budget": study.user_attrs["budget"],
-        "failed_slots": failed,  # each failed 1 + MAX_RETRIES times (e.g. a diverging learning rate)
-        "params": {**spec.overrides, **best.params},
-    })
+    write_json(
+        path,
+        {
+            "model": entry.name,
+            "dataset": spec.dataset,
+            "encoder": spec.encoder,
+            "study": study.study_name,
+            "data": study.user_attrs["data"],
+            "sampler": spec.sampler,
+            "objective": f"best valid {SELECTION_METRIC} (rounded to 4 decimals, early-stopped)",
+            "value": best.value,
+            "slot": best.user_attrs[SLOT_ATTR],
+            "complete_trials": len(complete),
+            "budget": study.user_attrs["budget"],
+            "failed_slots": failed,  # each failed 1 + MAX_RETRIES times (e.g. a diverging learning rate)
+            "params": {**spec.overrides, **best.params},
+        },
+    )
     return path
 
 
@@ -464,14 +517,20 @@ def tune(spec: TuneSpec) -> dict[str, Any]:
         frozen = _run_trial(name, storage, trial_id, entry, spec)
         ran += 1
         bar.update(1)
-        tqdm.write(f"trial {frozen.number}: {frozen.state.name.lower()} value={frozen.value} params={frozen.params}", file=sys.stderr)
+        tqdm.write(
+            f"trial {frozen.number}: {frozen.state.name.lower()} value={frozen.value} params={frozen.params}",
+            file=sys.stderr,
+        )
     bar.close()
     best_path = export_best(study, entry, spec)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     if best_path is None and unfinished_slots(study):
-        tqdm.write(f"study {name}: budget not complete, nothing exported; {states.count(TrialState.RUNNING)} trial(s) still "
-                   f"running (other workers, or dead ones failed after the {spec.grace_period} s heartbeat grace): "
-                   "run `tedbench tune` again to finish it", file=sys.stderr)
+        tqdm.write(
+            f"study {name}: budget not complete, nothing exported; {states.count(TrialState.RUNNING)} trial(s) still "
+            f"running (other workers, or dead ones failed after the {spec.grace_period} s heartbeat grace): "
+            "run `tedbench tune` again to finish it",
+            file=sys.stderr,
+        )
     return {
         "study": name,
         "trials_run_by_this_worker": ran,

@@ -27,8 +27,9 @@ class PositionModulatedAdaptor(MoEAdaptor):
             raise ValueError(f"per-position modulation needs inputs of length {self.bias.size(1)}, got {length}")
 
 
-def modulation_adaptor(text_dim: int, hidden_size: int, n_exps: int, dropout_prob: float, max_len: int,
-                       modulation: str = "position") -> MoEAdaptor:
+def modulation_adaptor(
+    text_dim: int, hidden_size: int, n_exps: int, dropout_prob: float, max_len: int, modulation: str = "position"
+) -> MoEAdaptor:
     """MoE adaptor text_dim -> hidden_size as TedRec builds it (official `MoEAdaptorLayer`/`DTRLayer`).
 
     modulation: "position" = TedRec (`PositionModulatedAdaptor`); "global" = the w/o MM ablation (UniSRec's

@@ -1,4 +1,4 @@
-"""TedRec's sequence-level text-ID fusion in the frequency domain (paper Eq. 7-11, official `contextual_convolution`)."""
+"""TedRec's sequence-level text-ID fusion in the frequency domain (Eq. 7-11, official `contextual_convolution`)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,14 @@ class FrequencyFusion(nn.Module):
       use_gates=False       (w/o AG): F = C_id + C_fu, direct addition without the 2σ gates.
     """
 
-    def __init__(self, hidden_size: int, max_len: int, use_id_filter: bool = True, use_text_fusion: bool = True,
-                 use_gates: bool = True):
+    def __init__(
+        self,
+        hidden_size: int,
+        max_len: int,
+        use_id_filter: bool = True,
+        use_text_fusion: bool = True,
+        use_gates: bool = True,
+    ):
         super().__init__()
         self.use_text_fusion = use_text_fusion
         self.id_filter = LearnableFilter(max_len, hidden_size) if use_id_filter else None
@@ -44,7 +50,9 @@ class FrequencyFusion(nn.Module):
         c_id = item if self.id_filter is None else self.id_filter.filter_spectrum(spectrum, length)
         if not self.use_text_fusion:
             return c_id, item * text
-        return c_id, torch.fft.irfft(spectrum * torch.fft.rfft(text, dim=1, norm="ortho"), n=length, dim=1, norm="ortho")
+        return c_id, torch.fft.irfft(
+            spectrum * torch.fft.rfft(text, dim=1, norm="ortho"), n=length, dim=1, norm="ortho"
+        )
 
     def forward(self, item: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         c_id, c_fu = self.branches(item, text)

@@ -49,13 +49,22 @@ class TedRec(SASRecBackbone):
         if info.item_text is None:
             raise TedbenchError("TedRec needs item text embeddings (DatasetInfo.item_text is None)")
         if config["modulation"] not in MODULATIONS:
-            raise TedbenchError(f"TedRec modulation must be one of {', '.join(MODULATIONS)}, not {config['modulation']!r}")
+            raise TedbenchError(
+                f"TedRec modulation must be one of {', '.join(MODULATIONS)}, not {config['modulation']!r}"
+            )
         hidden = config["hidden_size"]
         self.temperature = config["temperature"]
         self.register_buffer("item_text", info.item_text.detach().float(), persistent=False)
-        self.fusion = FrequencyFusion(hidden, info.max_len, config["use_id_filter"], config["use_text_fusion"], config["use_gates"])
+        self.fusion = FrequencyFusion(
+            hidden, info.max_len, config["use_id_filter"], config["use_text_fusion"], config["use_gates"]
+        )
         self.adaptor = modulation_adaptor(
-            info.item_text.size(1), hidden, config["n_exps"], config["adaptor_dropout_prob"], info.max_len, config["modulation"]
+            info.item_text.size(1),
+            hidden,
+            config["n_exps"],
+            config["adaptor_dropout_prob"],
+            info.max_len,
+            config["modulation"],
         )
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:

@@ -54,8 +54,17 @@ def text_id_fusion(config: dict, info: DatasetInfo) -> tuple[nn.Module, Frequenc
     if info.item_text is None:
         raise TedbenchError("TedRec's fusion needs item text embeddings (DatasetInfo.item_text is None)")
     hidden = config["hidden_size"]
-    adaptor = modulation_adaptor(info.item_text.size(1), hidden, config["n_exps"], config["adaptor_dropout_prob"], info.max_len, config["modulation"])
-    fusion = FrequencyFusion(hidden, info.max_len, config["use_id_filter"], config["use_text_fusion"], config["use_gates"])
+    adaptor = modulation_adaptor(
+        info.item_text.size(1),
+        hidden,
+        config["n_exps"],
+        config["adaptor_dropout_prob"],
+        info.max_len,
+        config["modulation"],
+    )
+    fusion = FrequencyFusion(
+        hidden, info.max_len, config["use_id_filter"], config["use_text_fusion"], config["use_gates"]
+    )
     return adaptor, fusion
 
 
@@ -83,8 +92,18 @@ def _plugin_class(backbone: type) -> type:
         item = torch.where((seq > 0).unsqueeze(-1), item, item.detach())  # padded slots: constants, as padding_idx
         return self.tedrec_fusion(seq, item)
 
-    doc = f"{backbone.__name__} with TedRec's sequence-level text-ID fusion on its item-sequence input (Table 4, w/ ours)."
-    return type(f"{backbone.__name__}TedRec", (backbone,), {"__init__": __init__, "sequence_input": sequence_input, "prefix_only": False, "__doc__": doc, "__module__": __name__})
+    doc = f"{backbone.__name__} with TedRec's text-ID fusion on its item-sequence input (Table 4, w/ ours)."
+    return type(
+        f"{backbone.__name__}TedRec",
+        (backbone,),
+        {
+            "__init__": __init__,
+            "sequence_input": sequence_input,
+            "prefix_only": False,
+            "__doc__": doc,
+            "__module__": __name__,
+        },
+    )
 
 
 for _name in BACKBONES:

@@ -74,7 +74,9 @@ def postgres_url() -> Iterator[str]:
     if not base:
         if os.environ.get("TEDBENCH_REQUIRE_POSTGRES") == "1":
             pytest.fail("TEDBENCH_TEST_POSTGRES is required (CI starts a PostgreSQL server) but unset")
-        pytest.skip("no PostgreSQL server (set TEDBENCH_TEST_POSTGRES=postgresql://USER@/postgres?host=/var/run/postgresql)")
+        pytest.skip(
+            "no PostgreSQL server (set TEDBENCH_TEST_POSTGRES=postgresql://USER@/postgres?host=/var/run/postgresql)"
+        )
     import sqlalchemy
 
     name = f"tedbench_{uuid.uuid4().hex[:8]}"

@@ -61,16 +61,26 @@ def text_matrix(n_items: int, dim: int, seed: int = 0) -> torch.Tensor:
     return text
 
 
-def small_model(name: str, n_items: int | None = None, max_len: int | None = None, text_dim: int | None = None,
-                seed: int | None = None, **overrides) -> SequentialModel:
+def small_model(
+    name: str,
+    n_items: int | None = None,
+    max_len: int | None = None,
+    text_dim: int | None = None,
+    seed: int | None = None,
+    **overrides,
+) -> SequentialModel:
     """`name` in its SMALL setting (item text only if the model needs it), seeding torch first if `seed` is given."""
     small = SMALL[name]
     n_items = small.n_items if n_items is None else n_items
     max_len = small.max_len if max_len is None else max_len
     if seed is not None:
         torch.manual_seed(seed)
-    item_text = text_matrix(n_items, small.text_dim if text_dim is None else text_dim) if get_model(name).needs_text else None
-    return create_model(name, DatasetInfo(n_items=n_items, max_len=max_len, item_text=item_text), {**small.config, **overrides})
+    item_text = (
+        text_matrix(n_items, small.text_dim if text_dim is None else text_dim) if get_model(name).needs_text else None
+    )
+    return create_model(
+        name, DatasetInfo(n_items=n_items, max_len=max_len, item_text=item_text), {**small.config, **overrides}
+    )
 
 
 def ml1m_model(name: str, text_dim: int | None = None) -> SequentialModel:
@@ -83,7 +93,9 @@ def trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def right_padded(lengths: list[int], max_len: int, n_items: int, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def right_padded(
+    lengths: list[int], max_len: int, n_items: int, seed: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random ids in 1..n_items−1, right-padded with 0 to `max_len`, and the lengths; from torch's global RNG
     unless `seed` is given."""
     generator = None if seed is None else torch.Generator().manual_seed(seed)
@@ -104,7 +116,9 @@ def small_splits(seed: int = 0, max_len: int = 8, pattern_items: int = 30) -> tu
 
 def splits_of(users: np.ndarray, items: np.ndarray, max_len: int, prefiltered: bool = False) -> tuple[Splits, int]:
     """Splits (and the id count) of the interactions users[i] -> items[i], in order."""
-    raw = RawInteractions(users.astype(str).astype(object), items.astype(str).astype(object), None, {}, prefiltered=prefiltered)
+    raw = RawInteractions(
+        users.astype(str).astype(object), items.astype(str).astype(object), None, {}, prefiltered=prefiltered
+    )
     seqs = build_sequences(raw)
     return build_splits(seqs, max_len=max_len), seqs.n_items
 
@@ -115,8 +129,13 @@ def training_batch(model: SequentialModel, splits: Splits, rows: int) -> Batch:
     return Batch(*splits.batch(splits.train.subset(index)), model.batch_extras(training_rows(splits), index))
 
 
-def adam_losses(model: nn.Module, batch: Batch, steps: int = 20, lr: float = 5e-3,
-                loss: Callable[[Batch], torch.Tensor] | None = None) -> list[float]:
+def adam_losses(
+    model: nn.Module,
+    batch: Batch,
+    steps: int = 20,
+    lr: float = 5e-3,
+    loss: Callable[[Batch], torch.Tensor] | None = None,
+) -> list[float]:
     """The loss before each of `steps` Adam steps on one batch (`loss` defaults to `model.loss`)."""
     loss_of = loss or model.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -140,14 +159,15 @@ def circular_convolution(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """y[:, l] = Σ_j a[:, j] · b[:, (l − j) mod L] along dim 1, by explicit loops."""
     length = a.size(1)
     out = torch.zeros_like(a)
-    for l in range(length):
+    for i in range(length):
         for j in range(length):
-            out[:, l] += a[:, j] * b[:, (l - j) % length]
+            out[:, i] += a[:, j] * b[:, (i - j) % length]
     return out
 
 
-def import_tiny_dataset(root: Path, n_users: int, n_steps: int, n_items: int, next_item: Callable[[int, int], int],
-                        noise: float, seed: int) -> Path:
+def import_tiny_dataset(
+    root: Path, n_users: int, n_steps: int, n_items: int, next_item: Callable[[int, int], int], noise: float, seed: int
+) -> Path:
     """A RecBole atomic file `tiny.inter` under `root`, imported into `root/data`: user u's step-s item is
     `next_item(u, s) % n_items`, or with probability `noise` a uniform draw; returns the data root."""
     rng = np.random.default_rng(seed)

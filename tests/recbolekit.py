@@ -52,14 +52,20 @@ def recbole():
         pytest.skip(message)
 
 
-def mapped_tensors(named: dict[str, torch.Tensor], rules: list[tuple[str, str]],
-                   skip: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+def mapped_tensors(
+    named: dict[str, torch.Tensor], rules: list[tuple[str, str]], skip: tuple[str, ...] = ()
+) -> dict[str, torch.Tensor]:
     """RecBole's named tensors under tedbench's names, leaving out the names in `skip`."""
     return {renamed(name, rules): value for name, value in named.items() if name not in skip}
 
 
-def copy_weights(source: torch.nn.Module, target: torch.nn.Module, rules: list[tuple[str, str]],
-                 skip_source: tuple[str, ...] = (), skip_target: tuple[str, ...] = ()) -> None:
+def copy_weights(
+    source: torch.nn.Module,
+    target: torch.nn.Module,
+    rules: list[tuple[str, str]],
+    skip_source: tuple[str, ...] = (),
+    skip_target: tuple[str, ...] = (),
+) -> None:
     """Load RecBole's parameters into the tedbench model; every parameter on either side must be matched."""
     weights = mapped_tensors(dict(source.named_parameters()), rules, skip_source)
     own = {name for name, _ in target.named_parameters() if not name.startswith(skip_target)}
@@ -67,8 +73,15 @@ def copy_weights(source: torch.nn.Module, target: torch.nn.Module, rules: list[t
     target.load_state_dict(weights, strict=False)
 
 
-def write_tiny_dataset(root: Path, name: str, n_users: int = 24, n_steps: int = 9, n_items: int = 15,
-                       seed: int = 0, attributes: bool = False) -> Path:
+def write_tiny_dataset(
+    root: Path,
+    name: str,
+    n_users: int = 24,
+    n_steps: int = 9,
+    n_items: int = 15,
+    seed: int = 0,
+    attributes: bool = False,
+) -> Path:
     """`root/name/name.inter` (user, item, timestamp) with every item used, and `name.item` (one `class`
     token per item, a `token` field: RecBole 1.2.1 cannot remap `token_seq` fields under pandas 3) if
     `attributes`; returns `root`."""
@@ -92,10 +105,18 @@ def recbole_dataset(model: str, data_root: Path, dataset: str, max_len: int, ove
     recbole()
     from recbole.data import create_dataset, data_preparation
 
-    config = recbole_config(model, dataset, {
-        **BASE_CONFIG, "data_path": str(data_root), "MAX_ITEM_LIST_LENGTH": max_len,
-        "train_batch_size": 64, "eval_batch_size": 64, **overrides,
-    })
+    config = recbole_config(
+        model,
+        dataset,
+        {
+            **BASE_CONFIG,
+            "data_path": str(data_root),
+            "MAX_ITEM_LIST_LENGTH": max_len,
+            "train_batch_size": 64,
+            "eval_batch_size": 64,
+            **overrides,
+        },
+    )
     data = create_dataset(config)
     train, _, _ = data_preparation(config, data)
     return config, data, train

@@ -22,7 +22,9 @@ GENRES = {"a": ["Drama"], "b": ["Comedy", "Drama"], "c": []}
 def raw_with_attributes(attributes: dict[str, list[str]] | None) -> RawInteractions:
     users = np.array(["u1"] * 3 + ["u2"] * 3, dtype=object)
     items = np.array(["a", "b", "c", "b", "a", "c"], dtype=object)
-    return RawInteractions(users, items, None, {"a": "A.", "b": "B.", "c": "C."}, item_attributes=attributes, prefiltered=True)
+    return RawInteractions(
+        users, items, None, {"a": "A.", "b": "B.", "c": "C."}, item_attributes=attributes, prefiltered=True
+    )
 
 
 def test_attributes_are_processed_stored_and_indexed(tmp_path) -> None:
@@ -53,7 +55,12 @@ N_ITEMS, MAX_LEN, N_ATTRIBUTES = 40, 10, 5
 def difsr(lambda_attr: float, attributes: torch.Tensor | None, seed: int = 0):
     torch.manual_seed(seed)
     info = DatasetInfo(N_ITEMS, MAX_LEN, text_matrix(N_ITEMS, 12), attributes)
-    config = {**SMALL["DIF-SR"].config, "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0, "lambda_attr": lambda_attr}
+    config = {
+        **SMALL["DIF-SR"].config,
+        "hidden_dropout_prob": 0.0,
+        "attn_dropout_prob": 0.0,
+        "lambda_attr": lambda_attr,
+    }
     return create_model("DIF-SR", info, config)
 
 

@@ -71,14 +71,19 @@ def test_initialisation_follows_the_official_code() -> None:
 
 def test_expansion_equals_explicit_distance() -> None:
     generator = torch.Generator().manual_seed(0)
-    mean_u, mean_i = torch.randn(7, 5, dtype=torch.float64, generator=generator), torch.randn(11, 5, dtype=torch.float64, generator=generator)
+    mean_u, mean_i = (
+        torch.randn(7, 5, dtype=torch.float64, generator=generator),
+        torch.randn(11, 5, dtype=torch.float64, generator=generator),
+    )
     var_u = torch.rand(7, 5, dtype=torch.float64, generator=generator) * 3
     var_i = torch.rand(11, 5, dtype=torch.float64, generator=generator) * 3
     var_i[0, 0] = 0.0  # clamped at 1e-24 in both forms
     explicit = wasserstein_pairs(mean_u[:, None], var_u[:, None], mean_i[None], var_i[None])
     torch.testing.assert_close(wasserstein_matrix(mean_u, var_u, mean_i, var_i), explicit, rtol=1e-12, atol=1e-12)
     # the closed form of W2² between diagonal Gaussians, element by element
-    direct = ((mean_u[:, None] - mean_i[None]) ** 2).sum(-1) + ((var_u[:, None].sqrt() - var_i[None].clamp(min=1e-24).sqrt()) ** 2).sum(-1)
+    direct = ((mean_u[:, None] - mean_i[None]) ** 2).sum(-1) + (
+        (var_u[:, None].sqrt() - var_i[None].clamp(min=1e-24).sqrt()) ** 2
+    ).sum(-1)
     torch.testing.assert_close(explicit, direct, rtol=1e-12, atol=1e-12)
 
 
@@ -91,7 +96,12 @@ def naive_distances(model: DLFSRec, seq: torch.Tensor) -> torch.Tensor:
     for layer in model.layers:
         outputs = []
         for x, weight in ((mean, layer.mean_filter.complex_weight), (cov, layer.cov_filter.complex_weight)):
-            filtered = torch.fft.irfft(torch.fft.rfft(x, dim=1, norm="ortho") * torch.view_as_complex(weight), n=seq.size(1), dim=1, norm="ortho")
+            filtered = torch.fft.irfft(
+                torch.fft.rfft(x, dim=1, norm="ortho") * torch.view_as_complex(weight),
+                n=seq.size(1),
+                dim=1,
+                norm="ortho",
+            )
             outputs.append(layer.layer_norm(filtered + x))
         mean, cov = outputs[0], F.elu(outputs[1]) + 1
     mean_u, cov_u = mean[:, -1], cov[:, -1]
@@ -159,7 +169,9 @@ def test_pvn_term_and_its_negatives() -> None:
     mean_u, var_u = query.chunk(2, -1)
     mean_p, var_p = items[target].chunk(2, -1)
     mean_n, var_n = items[negative].chunk(2, -1)
-    pvn = F.relu(wasserstein_pairs(mean_u, var_u, mean_p, var_p) - wasserstein_pairs(mean_p, var_p, mean_n, var_n)).mean()
+    pvn = F.relu(
+        wasserstein_pairs(mean_u, var_u, mean_p, var_p) - wasserstein_pairs(mean_p, var_p, mean_n, var_n)
+    ).mean()
     ce = F.cross_entropy(-wasserstein_matrix(mean_u, var_u, *items.chunk(2, -1)), target)
     torch.testing.assert_close(model.loss(Batch(seq, length, target, extra)), ce + 0.5 * pvn, rtol=1e-5, atol=1e-5)
     assert small_dlfs().batch_extras(train, index) == {}

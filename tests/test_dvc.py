@@ -19,14 +19,21 @@ DATA_STAGES = {"prepare-OR-sample", "embed-OR-sample-minilm", "embed-OR-sample-r
 
 
 def test_committed_dvc_yaml_is_what_the_code_generates() -> None:
-    assert (ROOT / "dvc.yaml").read_text(encoding="utf-8") == dvcgen.render(ROOT / "params.yaml"), \
+    assert (ROOT / "dvc.yaml").read_text(encoding="utf-8") == dvcgen.render(ROOT / "params.yaml"), (
         "dvc.yaml is stale: run `tedbench dvc-yaml`"
+    )
 
 
 def test_code_deps_are_the_imports_of_the_model_and_the_step() -> None:
     fmlp = dvcgen.code_deps("train", "FMLP-Rec")
-    assert {"baselines/fmlprec.py", "baselines/sasrec.py", "benchmark/engine/trainer.py"} <= set(fmlp)
-    assert not {"baselines/fearec.py", "tedrec/model.py", "benchmark/report/build.py", "benchmark/tune.py"} & set(fmlp)
+    assert {"baselines/fmlprec.py", "benchmark/layers/sasrec.py", "benchmark/engine/trainer.py"} <= set(fmlp)
+    assert not {
+        "baselines/sasrec.py",
+        "baselines/fearec.py",
+        "tedrec/model.py",
+        "benchmark/report/build.py",
+        "benchmark/tune.py",
+    } & set(fmlp)
     plugin = dvcgen.code_deps("train", "DLFS-Rec+TedRec")  # the backbone is found through the class, not an import
     assert {"baselines/dlfsrec.py", "tedrec/plugin.py", "tedrec/fusion.py"} <= set(plugin)
     report = dvcgen.code_deps("report")
@@ -43,24 +50,33 @@ def test_closure_skips_type_checking_imports_and_runs_parent_packages(tmp_path: 
     (package / "lazy.py").write_text("")
     (package / "main.py").write_text(
         "from typing import TYPE_CHECKING\nimport numpy\nif TYPE_CHECKING:\n    from benchmark import typed\n"
-        "def f():\n    from .lazy import x\n    import benchmark.sub\n")
+        "def f():\n    from .lazy import x\n    import benchmark.sub\n"
+    )
     found = {path.as_posix() for path in closure(["benchmark.main"], tmp_path)}
-    assert found == {"benchmark/__init__.py", "benchmark/main.py", "benchmark/lazy.py", "benchmark/sub/__init__.py",
-                     "benchmark/sub/helper.py"}
+    assert found == {
+        "benchmark/__init__.py",
+        "benchmark/main.py",
+        "benchmark/lazy.py",
+        "benchmark/sub/__init__.py",
+        "benchmark/sub/helper.py",
+    }
 
 
 def test_params_are_the_keys_that_change_a_result() -> None:
     stages = dvcgen.stages(ROOT / "params.yaml")
     sasrec = stages[dvcgen.stage_name("train", "demo", "OR-sample", "SASRec", "seed2020")]
     assert not [key for key in sasrec["params"] if key.endswith(("n_exps", "description"))]
-    assert all(key in ("profiles.demo.train", "profiles.demo.model.hidden_size", "profiles.demo.model.inner_size")
-               for key in sasrec["params"])
+    assert all(
+        key in ("profiles.demo.train", "profiles.demo.model.hidden_size", "profiles.demo.model.inner_size")
+        for key in sasrec["params"]
+    )
     assert stages["prepare-OR-sample"]["params"] == ["k_core", "tie_order", "tie_seed"]
 
 
 def _dvc(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800
+    )
     assert done.returncode == 0, f"dvc {' '.join(args)}: {done.stdout}\n{done.stderr}"
     return done
 
@@ -69,7 +85,9 @@ def _dvc(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
 def test_a_fresh_clone_reruns_only_the_data_stages(tmp_path: Path) -> None:
     """On a clone of the committed tree, `dvc repro` re-creates the git-ignored data (byte-identical) and nothing else;
     then a one-line change to one model's module marks exactly that model's stages stale."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(ROOT), str(clone)], check=True)
     subprocess.run(["git", "checkout", "--quiet", head], cwd=clone, check=True)
@@ -84,4 +102,7 @@ def test_a_fresh_clone_reruns_only_the_data_stages(tmp_path: Path) -> None:
     module.write_text(module.read_text(encoding="utf-8") + "# one more line\n", encoding="utf-8")
     status = json.loads(_dvc(["status", "--json"], clone, env).stdout or "{}")
     assert {name for name in status if not name.endswith(".dvc")} == {
-        "tune-demo-OR-sample-FMLP-Rec", "train-demo-OR-sample-FMLP-Rec-seed2020", "train-demo-OR-sample-FMLP-Rec-seed2021"}
+        "tune-demo-OR-sample-FMLP-Rec",
+        "train-demo-OR-sample-FMLP-Rec-seed2020",
+        "train-demo-OR-sample-FMLP-Rec-seed2021",
+    }

@@ -32,6 +32,7 @@ def no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- synthetic RecBole atomic files ------------------------------------------------------------
 
+
 def write_atomic(folder: Path, users: int = 30, per_user: int = 6, items: int = 12) -> tuple[Path, Path]:
     """`synthetic.inter` (user_id, item_id, timestamp with ties) and `synthetic.item` (ml-1m text fields)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,6 +49,7 @@ def write_atomic(folder: Path, users: int = 30, per_user: int = 6, items: int = 
 
 
 # --- comparing data roots -----------------------------------------------------------------------
+
 
 def tree(root: Path) -> dict[str, bytes | None]:
     """Every path under `root` -> its bytes (None for a folder)."""
@@ -76,13 +78,25 @@ def snapshot(root: Path) -> dict[str, tuple[bool, bytes | None]]:
 
 # --- the commands and their uninterrupted runs ----------------------------------------------------
 
+
 def prepare_args(root: Path, raw: Path, *extra: str) -> list[str]:
     return ["prepare", "--dataset", "OR-sample", "--offline", "--data-root", str(root), "--raw-root", str(raw), *extra]
 
 
 def import_args(root: Path, inputs: Path, *extra: str) -> list[str]:
     inter, item = inputs / "synthetic.inter", inputs / "synthetic.item"
-    return ["import", "--name", "synthetic", "--atomic", str(inter), "--item", str(item), "--data-root", str(root), *extra]
+    return [
+        "import",
+        "--name",
+        "synthetic",
+        "--atomic",
+        str(inter),
+        "--item",
+        str(item),
+        "--data-root",
+        str(root),
+        *extra,
+    ]
 
 
 def embed_args(root: Path) -> list[str]:
@@ -117,6 +131,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 # --- SIGKILL at each pause point, then rerun ------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Kill:
     """Kill `command` at `point` after `setup` (which builds the data root's earlier state), then rerun."""
@@ -149,8 +164,12 @@ def test_kill_then_rerun_equals_clean_run(case: Kill, clean: dict[str, Path], tm
     elif case.setup == "other-import":
         write_atomic(tmp_path / "other", users=20, per_user=7)
         import_recbole("synthetic", data_root=root, atomic=tmp_path / "other" / "synthetic.inter")
-    args = {"prepare": prepare_args(root, raw), "import": import_args(root, inputs), "embed": embed_args(root),
-            "fetch": fetch_args(raw)}[case.command]
+    args = {
+        "prepare": prepare_args(root, raw),
+        "import": import_args(root, inputs),
+        "embed": embed_args(root),
+        "fetch": fetch_args(raw),
+    }[case.command]
     args += list(case.extra)
     out = raw if case.command == "fetch" else root
     before = published(out)
@@ -169,10 +188,12 @@ def test_kill_then_rerun_equals_clean_run(case: Kill, clean: dict[str, Path], tm
 
 # --- bad inputs: one-line errors, nothing written -----------------------------------------------
 
+
 def _inter(*rows: str, header: str = "user_id:token\titem_id:token\ttimestamp:float") -> Callable[[Path], None]:
     def make(tmp: Path) -> None:
         (tmp / "in").mkdir(exist_ok=True)
         (tmp / "in" / "x.inter").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+
     return make
 
 
@@ -180,6 +201,7 @@ def _item(header: str) -> Callable[[Path], None]:
     def make(tmp: Path) -> None:
         _inter("u1\ti1\t1")(tmp)
         (tmp / "in" / "x.item").write_text(f"{header}\ni1\tA\t1999\tDrama\n", encoding="utf-8")
+
     return make
 
 
@@ -189,6 +211,7 @@ def _raw_files(dataset: str, *names: str, content: bytes = b"x\n") -> Callable[[
         folder.mkdir(parents=True, exist_ok=True)
         for name in names:
             (folder / name).write_bytes(content)
+
     return make
 
 
@@ -200,6 +223,7 @@ def _benchmark_files(test_header: str) -> Callable[[Path], None]:
         (folder / "Food.train.inter").write_text(f"{ok}\nu1\ta\tb\n", encoding="utf-8")
         (folder / "Food.valid.inter").write_text(f"{ok}\nu1\ta b\tc\n", encoding="utf-8")
         (folder / "Food.test.inter").write_text(f"{test_header}\nu1\ta b c\td\n", encoding="utf-8")
+
     return make
 
 
@@ -257,77 +281,190 @@ BAD = [
     Bad("unknown-dataset", f"{PREPARE} --dataset ml-2m", "unknown dataset 'ml-2m' (known: ml-1m, OR"),
     Bad("dataset-path", f"{PREPARE} --dataset ../OR", "unknown dataset '../OR'"),
     Bad("missing-files", f"{PREPARE} --dataset ml-1m --mirror {{t}}", "no complete form found"),
-    Bad("unknown-form", f"{PREPARE} --dataset OR --form excel", "dataset OR has no form 'excel' (known: upstream, csv, rda)"),
-    Bad("unpinned-download", "prepare --data-root {d} --raw-root {r} --dataset Food",
-        "upstream file has no pinned checksum; pass --allow-unpinned"),
-    Bad("unpinned-local", f"{PREPARE} --dataset Office", "has no pinned checksum; pass --allow-unpinned",
-        _raw_files("Office", "Office_Products.csv", "meta_Office_Products.json.gz")),
-    Bad("fetch-unpinned-local", "fetch --raw-root {r} --offline --dataset Office", "pass --allow-unpinned",
-        _raw_files("Office", "Office_Products.csv", "meta_Office_Products.json.gz")),
-    Bad("other-inputs-no-force", f"{PREPARE} --dataset OR-sample --k-core 3",
-        "already holds a dataset built from other inputs (k_core: 5 -> 3); pass --force", _prepared, needs_sample=True),
-    Bad("other-tie-order-no-force", f"{PREPARE} --dataset OR-sample --tie-order file", "tie_order: \"random\" -> \"file\"",
-        _prepared, needs_sample=True),
-    Bad("benchmark-duplicate-header", f"{PREPARE} --dataset Food --form recbole-benchmark --allow-unpinned",
+    Bad(
+        "unknown-form",
+        f"{PREPARE} --dataset OR --form excel",
+        "dataset OR has no form 'excel' (known: upstream, csv, rda)",
+    ),
+    Bad(
+        "unpinned-download",
+        "prepare --data-root {d} --raw-root {r} --dataset Food",
+        "upstream file has no pinned checksum; pass --allow-unpinned",
+    ),
+    Bad(
+        "unpinned-local",
+        f"{PREPARE} --dataset Office",
+        "has no pinned checksum; pass --allow-unpinned",
+        _raw_files("Office", "Office_Products.csv", "meta_Office_Products.json.gz"),
+    ),
+    Bad(
+        "fetch-unpinned-local",
+        "fetch --raw-root {r} --offline --dataset Office",
+        "pass --allow-unpinned",
+        _raw_files("Office", "Office_Products.csv", "meta_Office_Products.json.gz"),
+    ),
+    Bad(
+        "other-inputs-no-force",
+        f"{PREPARE} --dataset OR-sample --k-core 3",
+        "already holds a dataset built from other inputs (k_core: 5 -> 3); pass --force",
+        _prepared,
+        needs_sample=True,
+    ),
+    Bad(
+        "other-tie-order-no-force",
+        f"{PREPARE} --dataset OR-sample --tie-order file",
+        'tie_order: "random" -> "file"',
+        _prepared,
+        needs_sample=True,
+    ),
+    Bad(
+        "benchmark-duplicate-header",
+        f"{PREPARE} --dataset Food --form recbole-benchmark --allow-unpinned",
         "Food.test.inter: line 1: column 'item_id' appears twice",
-        _benchmark_files("user_id:token\titem_id_list:token_seq\titem_id:token\titem_id:token")),
-    Bad("xlsx-duplicate-column", f"{PREPARE} --dataset OR --form upstream --allow-unpinned",
-        "line 1: column 'Quantity' appears twice", _or_zip_with_duplicate_column),
-    Bad("data-root-is-a-file", f"{PREPARE} --dataset OR-sample --data-root {{t}}/file", "a file stands where a folder is expected",
-        lambda t: (t / "file").write_text("not a folder\n")),
+        _benchmark_files("user_id:token\titem_id_list:token_seq\titem_id:token\titem_id:token"),
+    ),
+    Bad(
+        "xlsx-duplicate-column",
+        f"{PREPARE} --dataset OR --form upstream --allow-unpinned",
+        "line 1: column 'Quantity' appears twice",
+        _or_zip_with_duplicate_column,
+    ),
+    Bad(
+        "data-root-is-a-file",
+        f"{PREPARE} --dataset OR-sample --data-root {{t}}/file",
+        "a file stands where a folder is expected",
+        lambda t: (t / "file").write_text("not a folder\n"),
+    ),
     Bad("stats-dataset-path", "stats --data-root {d} --dataset ../../etc", "dataset name '../../etc'"),
     # import
     Bad("name-parent", "import --data-root {d} --name .. --atomic {t}/in/x.inter", "--name '..'", _inter("u1\ti1\t1")),
     Bad("name-slash", "import --data-root {d} --name a/b --atomic {t}/in/x.inter", "--name 'a/b'", _inter("u1\ti1\t1")),
-    Bad("name-absolute", "import --data-root {d} --name {t}/abs --atomic {t}/in/x.inter", "--name '/", _inter("u1\ti1\t1")),
+    Bad(
+        "name-absolute",
+        "import --data-root {d} --name {t}/abs --atomic {t}/in/x.inter",
+        "--name '/",
+        _inter("u1\ti1\t1"),
+    ),
     Bad("name-dot", "import --data-root {d} --name . --atomic {t}/in/x.inter", "--name '.'", _inter("u1\ti1\t1")),
     Bad("name-hidden", "import --data-root {d} --name .x --atomic {t}/in/x.inter", "--name '.x'", _inter("u1\ti1\t1")),
     Bad("name-empty", "import --data-root {d} --name= --atomic {t}/in/x.inter", "--name ''", _inter("u1\ti1\t1")),
-    Bad("name-builtin", "import --data-root {d} --name OR --atomic {t}/in/x.inter", "built-in dataset 'OR'",
-        _inter("u1\ti1\t1")),
-    Bad("name-builtin-case", "import --data-root {d} --name or-SAMPLE --atomic {t}/in/x.inter",
-        "built-in dataset 'OR-sample'", _inter("u1\ti1\t1")),
-    Bad("name-existing-no-force", "import --data-root {d} --name mine --atomic {t}/second/synthetic.inter",
-        "already holds a dataset built from other inputs (source_files: ", lambda t: (_imported(t), write_atomic(t / "second", users=20))),
-    Bad("name-link-to-dataset", "import --data-root {d} --name alias --atomic {t}/in/x.inter", "is a link",
-        lambda t: (_alias(t), _inter("u1\ti1\t1")(t))),
-    Bad("inter-duplicate-header", IMPORT, "x.inter: line 1: column 'user_id' appears twice",
-        _inter("u1\ti1\tu1", header="user_id:token\titem_id:token\tuser_id:token")),
-    Bad("inter-duplicate-typed-column", IMPORT, "column 'timestamp' appears twice",
-        _inter("u1\ti1\t1\t2", header="user_id:token\titem_id:token\ttimestamp:float\ttimestamp:token")),
-    Bad("item-duplicate-header", f"{IMPORT} --item {{t}}/in/x.item", "x.item: line 1: column 'genre' appears twice",
-        _item("item_id:token\tmovie_title:token_seq\tgenre:token_seq\tgenre:token_seq")),
+    Bad(
+        "name-builtin",
+        "import --data-root {d} --name OR --atomic {t}/in/x.inter",
+        "built-in dataset 'OR'",
+        _inter("u1\ti1\t1"),
+    ),
+    Bad(
+        "name-builtin-case",
+        "import --data-root {d} --name or-SAMPLE --atomic {t}/in/x.inter",
+        "built-in dataset 'OR-sample'",
+        _inter("u1\ti1\t1"),
+    ),
+    Bad(
+        "name-existing-no-force",
+        "import --data-root {d} --name mine --atomic {t}/second/synthetic.inter",
+        "already holds a dataset built from other inputs (source_files: ",
+        lambda t: (_imported(t), write_atomic(t / "second", users=20)),
+    ),
+    Bad(
+        "name-link-to-dataset",
+        "import --data-root {d} --name alias --atomic {t}/in/x.inter",
+        "is a link",
+        lambda t: (_alias(t), _inter("u1\ti1\t1")(t)),
+    ),
+    Bad(
+        "inter-duplicate-header",
+        IMPORT,
+        "x.inter: line 1: column 'user_id' appears twice",
+        _inter("u1\ti1\tu1", header="user_id:token\titem_id:token\tuser_id:token"),
+    ),
+    Bad(
+        "inter-duplicate-typed-column",
+        IMPORT,
+        "column 'timestamp' appears twice",
+        _inter("u1\ti1\t1\t2", header="user_id:token\titem_id:token\ttimestamp:float\ttimestamp:token"),
+    ),
+    Bad(
+        "item-duplicate-header",
+        f"{IMPORT} --item {{t}}/in/x.item",
+        "x.item: line 1: column 'genre' appears twice",
+        _item("item_id:token\tmovie_title:token_seq\tgenre:token_seq\tgenre:token_seq"),
+    ),
     Bad("inter-short-line", IMPORT, "x.inter: line 3: expected 3 fields", _inter("u1\ti1\t1", "u1\ti2", "u2\ti1\t3")),
     Bad("inter-long-line", IMPORT, "x.inter: line 2: expected 3 fields", _inter("u1\ti1\t1\textra")),
     Bad("inter-blank-line", IMPORT, "x.inter: line 3: expected 3 fields", _inter("u1\ti1\t1", "", "u2\ti1\t3")),
-    Bad("inter-bad-timestamp", IMPORT, "x.inter: line 3: timestamp 'soon' is not a number",
-        _inter("u1\ti1\t1", "u1\ti2\tsoon")),
+    Bad(
+        "inter-bad-timestamp",
+        IMPORT,
+        "x.inter: line 3: timestamp 'soon' is not a number",
+        _inter("u1\ti1\t1", "u1\ti2\tsoon"),
+    ),
     Bad("inter-nan-timestamp", IMPORT, "x.inter: line 2: timestamp 'nan' is not a number", _inter("u1\ti1\tnan")),
     Bad("inter-empty-user", IMPORT, "x.inter: line 3: empty user_id", _inter("u1\ti1\t1", "\ti2\t2")),
     Bad("inter-empty-item", IMPORT, "x.inter: line 2: empty item_id", _inter("u1\t \t1")),
-    Bad("inter-no-item-field", IMPORT, "header has no 'item_id' field", _inter("u1\t1", header="user_id:token\ttimestamp:float")),
+    Bad(
+        "inter-no-item-field",
+        IMPORT,
+        "header has no 'item_id' field",
+        _inter("u1\t1", header="user_id:token\ttimestamp:float"),
+    ),
     Bad("inter-empty-file", IMPORT, "empty file", lambda t: (_inter()(t), (t / "in" / "x.inter").write_text(""))),
     Bad("inter-not-utf8", IMPORT, "x.inter: line 2: not valid utf-8", _not_utf8),
-    Bad("item-missing-text-field", f"{IMPORT} --item {{t}}/in/x.item", "no field 'release_year'",
-        _item("item_id:token\tmovie_title:token_seq\tyear:token\tgenre:token_seq")),
+    Bad(
+        "item-missing-text-field",
+        f"{IMPORT} --item {{t}}/in/x.item",
+        "no field 'release_year'",
+        _item("item_id:token\tmovie_title:token_seq\tyear:token\tgenre:token_seq"),
+    ),
     Bad("inter-missing", "import --data-root {d} --name x --atomic {t}/nope.inter", "nope.inter: cannot open"),
     Bad("item-missing", f"{IMPORT} --item {{t}}/nope.item", "nope.item: cannot open", _inter("u1\ti1\t1")),
-    Bad("benchmark-dir-missing", "import --data-root {d} --name x --benchmark {t}/nowhere", "x.test.inter: cannot open"),
-    Bad("neither-source", "import --data-root {d} --name x", "give exactly one of --atomic FILE.inter or --benchmark DIR"),
-    Bad("item-without-atomic", "import --data-root {d} --name x --benchmark {t} --item {t}/x.item", "--item goes with --atomic"),
+    Bad(
+        "benchmark-dir-missing", "import --data-root {d} --name x --benchmark {t}/nowhere", "x.test.inter: cannot open"
+    ),
+    Bad(
+        "neither-source",
+        "import --data-root {d} --name x",
+        "give exactly one of --atomic FILE.inter or --benchmark DIR",
+    ),
+    Bad(
+        "item-without-atomic",
+        "import --data-root {d} --name x --benchmark {t} --item {t}/x.item",
+        "--item goes with --atomic",
+    ),
     # embed
-    Bad("batch-size-zero", f"{EMBED} --encoder random --batch-size 0", "--batch-size: expected an integer >= 1",
-        _prepared, needs_sample=True),
+    Bad(
+        "batch-size-zero",
+        f"{EMBED} --encoder random --batch-size 0",
+        "--batch-size: expected an integer >= 1",
+        _prepared,
+        needs_sample=True,
+    ),
     Bad("batch-size-negative", f"{EMBED} --encoder minilm --batch-size -8", "--batch-size: expected an integer >= 1"),
-    Bad("unknown-encoder", f"{EMBED} --encoder bert", "unknown encoder 'bert' (known: bert-base-uncased, bert-cls",
-        _prepared, needs_sample=True),
+    Bad(
+        "unknown-encoder",
+        f"{EMBED} --encoder bert",
+        "unknown encoder 'bert' (known: bert-base-uncased, bert-cls",
+        _prepared,
+        needs_sample=True,
+    ),
     Bad("encoder-path", f"{EMBED} --encoder ../random", "unknown encoder '../random'", _prepared, needs_sample=True),
-    Bad("embed-dataset-path", "embed --data-root {d} --dataset ../processed/OR-sample --encoder random",
-        "dataset name '../processed/OR-sample'"),
+    Bad(
+        "embed-dataset-path",
+        "embed --data-root {d} --dataset ../processed/OR-sample --encoder random",
+        "dataset name '../processed/OR-sample'",
+    ),
     Bad("embed-unprepared", f"{EMBED} --encoder random", "missing items.npy"),
     # sample
-    Bad("sample-invoices-zero", "sample --dataset OR-sample --invoices 0 --out {t}/s.csv.gz", "--invoices: expected an integer >= 1"),
-    Bad("sample-unknown-dataset", "sample --dataset ml-1m --invoices 5 --out {t}/s.csv.gz", "cannot be sampled (sampleable: OR"),
+    Bad(
+        "sample-invoices-zero",
+        "sample --dataset OR-sample --invoices 0 --out {t}/s.csv.gz",
+        "--invoices: expected an integer >= 1",
+    ),
+    Bad(
+        "sample-unknown-dataset",
+        "sample --dataset ml-1m --invoices 5 --out {t}/s.csv.gz",
+        "cannot be sampled (sampleable: OR",
+    ),
     Bad("sample-not-gzip", "sample --dataset OR-sample --invoices 5 --out {t}/s.csv", "path ending in .csv.gz"),
 ]
 
@@ -376,7 +513,16 @@ def test_force_replaces_and_identical_inputs_keep_the_folder(sample_root: Path, 
     shutil.copytree(sample_root / "processed", root / "processed")
     folder = root / "processed" / "OR-sample"
     inode = folder.stat().st_ino
-    argv = ["prepare", "--dataset", "OR-sample", "--offline", "--data-root", str(root), "--raw-root", str(tmp_path / "raw")]
+    argv = [
+        "prepare",
+        "--dataset",
+        "OR-sample",
+        "--offline",
+        "--data-root",
+        str(root),
+        "--raw-root",
+        str(tmp_path / "raw"),
+    ]
     assert main(argv) == 0 and folder.stat().st_ino == inode
     assert main([*argv, "--k-core", "3", "--force"]) == 0
     assert json.loads((folder / "manifest.json").read_text())["k_core"] == 3
@@ -385,9 +531,23 @@ def test_force_replaces_and_identical_inputs_keep_the_folder(sample_root: Path, 
 
 def test_kill_of_sample_then_rerun_equals_clean_run(tmp_path: Path) -> None:
     """`sample` writes one file anywhere: a kill leaves its staging file, the rerun clears only that one."""
+
     def args(out: Path) -> list[str]:
-        return ["sample", "--dataset", "OR-sample", "--invoices", "40", "--items", "500", "--seed", "7",
-                "--out", str(out), "--raw-root", str(tmp_path / "raw")]
+        return [
+            "sample",
+            "--dataset",
+            "OR-sample",
+            "--invoices",
+            "40",
+            "--items",
+            "500",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+            "--raw-root",
+            str(tmp_path / "raw"),
+        ]
 
     cli_ok(args(tmp_path / "clean" / "s.csv.gz"))
     folder = tmp_path / "work"

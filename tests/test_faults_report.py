@@ -72,6 +72,7 @@ def cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, list[str]]
 
 # -- kills ----------------------------------------------------------------------------------------
 
+
 def test_kill_before_publish_then_rerun(reference, tmp_path, capsys):
     runs, _, previous, expected = reference
     out = previous_outputs(reference, tmp_path / "out")
@@ -83,11 +84,13 @@ def test_kill_before_publish_then_rerun(reference, tmp_path, capsys):
 
 
 def test_kill_mid_publish_is_completed_by_the_next_report(reference, tmp_path, capsys):
-    """Killed between renames: the next report completes that publication before reading any input, even if it then fails."""
+    """Killed between renames: the next report completes that publication before reading any input, even if it
+    then fails."""
     source, _, previous, expected = reference
     runs = shutil.copytree(source, tmp_path / "runs")
     out = previous_outputs(reference, tmp_path / "out")
     kill_at(report_args(runs, out), "report.mid_publish", tmp_path / "pause")
+
     def tables(found: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in found.items() if k.startswith("tables/")}
 
@@ -107,10 +110,12 @@ def test_kill_mid_publish_is_completed_by_the_next_report(reference, tmp_path, c
 
 # -- bad inputs -----------------------------------------------------------------------------------
 
+
 def edit_npy(name: str, change: Callable[[np.ndarray], object]) -> Callable[[Path], None]:
     def corrupt(runs: Path) -> None:
         path = runs / SASREC / name
         np.save(path, change(np.load(path)), allow_pickle=True)
+
     return corrupt
 
 
@@ -120,15 +125,18 @@ def edit_json(folder: str, name: str, change: Callable[[dict], object]) -> Calla
         data = json.loads(path.read_text())
         result = change(data)
         path.write_text(json.dumps(data if result is None else result, allow_nan=True))
+
     return corrupt
 
 
 def other_settings(folder: str, change: Callable[[dict], object]) -> Callable[[Path], None]:
     """A finished run of other settings: its config.json changed and its completion marker rewritten."""
+
     def rerun(runs: Path) -> None:
         edit_json(folder, "config.json", change)(runs)
         config = json.loads((runs / folder / "config.json").read_text())
         runstate.mark_done(runs / folder, runstate.settings_of(config))
+
     return rerun
 
 
@@ -136,6 +144,7 @@ def write_bytes(name: str, payload: Callable[[bytes], bytes]) -> Callable[[Path]
     def corrupt(runs: Path) -> None:
         path = runs / SASREC / name
         path.write_bytes(payload(path.read_bytes()))
+
     return corrupt
 
 
@@ -147,8 +156,11 @@ def shorter_run(runs: Path) -> None:
     np.save(folder / "valid_ranks.npy", np.load(folder / "valid_ranks.npy")[:-1])
     metrics = json.loads((folder / "metrics.json").read_text())
     valid = np.load(folder / "valid_ranks.npy")
-    metrics.update(users=len(ranks), test={k: round(v, 4) for k, v in summarize(ranks).items()},
-                   valid={k: round(v, 4) for k, v in summarize(valid).items()})
+    metrics.update(
+        users=len(ranks),
+        test={k: round(v, 4) for k, v in summarize(ranks).items()},
+        valid={k: round(v, 4) for k, v in summarize(valid).items()},
+    )
     (folder / "metrics.json").write_text(json.dumps(metrics))
     users = (folder / runstate.USERS).read_text().splitlines()[:-1]
     (folder / runstate.USERS).write_text("".join(f"{line}\n" for line in users))
@@ -173,6 +185,7 @@ def set_key(section: str, key: str, value: object) -> Callable[[dict], None]:
 def drop(section: str, key: str) -> Callable[[dict], None]:
     def change(config: dict) -> None:
         del (config[section] if section else config)[key]
+
     return change
 
 
@@ -182,20 +195,35 @@ BAD_INPUTS = [
     ("ranks-long", edit_npy("test_ranks.npy", lambda r: np.concatenate([r, r[:5]])), "test_ranks.npy: 1,005 ranks"),
     ("ranks-other-length-than-dataset", shorter_run, "runs of one dataset must rank the same users"),
     ("ranks-2d", edit_npy("test_ranks.npy", lambda r: r.reshape(-1, 1)), "test_ranks.npy: ranks must be 1-D"),
-    ("ranks-float", edit_npy("test_ranks.npy", lambda r: r.astype(np.float64)),
-     "test_ranks.npy: ranks must be integers"),
+    (
+        "ranks-float",
+        edit_npy("test_ranks.npy", lambda r: r.astype(np.float64)),
+        "test_ranks.npy: ranks must be integers",
+    ),
     ("ranks-bool", edit_npy("test_ranks.npy", lambda r: r > 5), "got dtype bool"),
-    ("ranks-zero", edit_npy("test_ranks.npy", lambda r: np.where(np.arange(len(r)) == 3, 0, r)),
-     "test_ranks.npy: ranks must be >= 1"),
+    (
+        "ranks-zero",
+        edit_npy("test_ranks.npy", lambda r: np.where(np.arange(len(r)) == 3, 0, r)),
+        "test_ranks.npy: ranks must be >= 1",
+    ),
     ("ranks-negative", edit_npy("test_ranks.npy", lambda r: -r), "ranks must be >= 1"),
     ("ranks-empty", edit_npy("test_ranks.npy", lambda r: r[:0]), "test_ranks.npy: no ranks"),
-    ("ranks-object", edit_npy("test_ranks.npy", lambda r: np.array([1, "x"], dtype=object)),
-     "test_ranks.npy: not a readable .npy array"),
+    (
+        "ranks-object",
+        edit_npy("test_ranks.npy", lambda r: np.array([1, "x"], dtype=object)),
+        "test_ranks.npy: not a readable .npy array",
+    ),
     ("ranks-npz", save_npz, "test_ranks.npy: not a .npy array"),
-    ("ranks-garbage", write_bytes("test_ranks.npy", lambda b: b"not numpy at all"),
-     "test_ranks.npy: not a readable .npy array"),
-    ("ranks-truncated", write_bytes("test_ranks.npy", lambda b: b[: len(b) // 2]),
-     "test_ranks.npy: not a readable .npy array"),
+    (
+        "ranks-garbage",
+        write_bytes("test_ranks.npy", lambda b: b"not numpy at all"),
+        "test_ranks.npy: not a readable .npy array",
+    ),
+    (
+        "ranks-truncated",
+        write_bytes("test_ranks.npy", lambda b: b[: len(b) // 2]),
+        "test_ranks.npy: not a readable .npy array",
+    ),
     ("ranks-missing", lambda runs: (runs / SASREC / "test_ranks.npy").unlink(), f"{SASREC}/test_ranks.npy: missing"),
     ("ranks-of-another-run", other_runs_ranks, "the files are from different runs"),
     ("valid-ranks-short", edit_npy("valid_ranks.npy", lambda r: r[:-1]), "valid_ranks.npy: 999 ranks"),
@@ -204,26 +232,45 @@ BAD_INPUTS = [
     ("config-list", edit_json(SASREC, "config.json", lambda c: [c]), "config.json: expected a JSON object, got list"),
     ("config-no-seed", edit_json(SASREC, "config.json", drop("train_config", "seed")), "integer 'seed'"),
     ("config-no-model", edit_json(SASREC, "config.json", drop("", "model")), "config.json: 'model' must be"),
-    ("config-nan", edit_json(SASREC, "config.json", set_key("model_config", "learning_rate", float("nan"))),
-     "NaN is not a finite number"),
+    (
+        "config-nan",
+        edit_json(SASREC, "config.json", set_key("model_config", "learning_rate", float("nan"))),
+        "NaN is not a finite number",
+    ),
     ("metrics-torn", write_bytes("metrics.json", lambda b: b[:-3]), f"{SASREC}/metrics.json: malformed JSON"),
-    ("metrics-infinity", edit_json(SASREC, "metrics.json", set_key("test", "recall@10", float("inf"))),
-     "metrics.json: malformed JSON (Infinity"),
-    ("metrics-users-zero", edit_json(SASREC, "metrics.json", lambda m: m.update(users=0)),
-     "'users' must be a positive integer"),
+    (
+        "metrics-infinity",
+        edit_json(SASREC, "metrics.json", set_key("test", "recall@10", float("inf"))),
+        "metrics.json: malformed JSON (Infinity",
+    ),
+    (
+        "metrics-users-zero",
+        edit_json(SASREC, "metrics.json", lambda m: m.update(users=0)),
+        "'users' must be a positive integer",
+    ),
     ("log-torn", write_bytes("log.jsonl", lambda b: b[:-9]), f"{SASREC}/log.jsonl:"),
-    ("mixed-epochs", other_settings(SASREC, set_key("train_config", "epochs", 7)),
-     "differ in train_config.epochs; report one"),
-    ("mixed-model-config", other_settings(SASREC, set_key("model_config", "hidden_size", 32)),
-     "differ in model_config.hidden_size"),
-    ("mixed-manifest", other_settings(SASREC, lambda c: c.update(dataset_manifest={})),
-     "differ in dataset_manifest"),
-    ("mixed-profile", other_settings(SASREC, lambda c: c.update(profile="paper")),
-     "differ in profile"),
-    ("mixed-embedding", other_settings("ml-1m/TedRec/seed2021", lambda c: c.update(embedding_key="0" * 64)),
-     "differ in embedding_key"),
-    ("same-seed-twice", lambda runs: shutil.copytree(runs / SASREC, runs / "ml-1m/SASRec/again"),
-     "cell ml-1m/SASRec with seed 2020"),
+    (
+        "mixed-epochs",
+        other_settings(SASREC, set_key("train_config", "epochs", 7)),
+        "differ in train_config.epochs; report one",
+    ),
+    (
+        "mixed-model-config",
+        other_settings(SASREC, set_key("model_config", "hidden_size", 32)),
+        "differ in model_config.hidden_size",
+    ),
+    ("mixed-manifest", other_settings(SASREC, lambda c: c.update(dataset_manifest={})), "differ in dataset_manifest"),
+    ("mixed-profile", other_settings(SASREC, lambda c: c.update(profile="paper")), "differ in profile"),
+    (
+        "mixed-embedding",
+        other_settings("ml-1m/TedRec/seed2021", lambda c: c.update(embedding_key="0" * 64)),
+        "differ in embedding_key",
+    ),
+    (
+        "same-seed-twice",
+        lambda runs: shutil.copytree(runs / SASREC, runs / "ml-1m/SASRec/again"),
+        "cell ml-1m/SASRec with seed 2020",
+    ),
 ]
 
 
@@ -245,7 +292,10 @@ def test_allow_mixed_reports_and_says_so(reference, tmp_path, capsys):
     code, err = cli(report_args(runs, out, "--allow-mixed"), capsys)
     assert code == 0, err
     note = "MIXED configurations allowed by --allow-mixed: cell ml-1m/SASRec in train_config.epochs"
-    assert all(note in (out / "tables" / f"{name}.md").read_text() for name in ("table3", "table3_tests", "table3_vs_paper", "timings"))
+    assert all(
+        note in (out / "tables" / f"{name}.md").read_text()
+        for name in ("table3", "table3_tests", "table3_vs_paper", "timings")
+    )
     assert "MIXED configurations allowed" in (out / "tables" / "table3.tex").read_text()
     assert "epochs=5/7" in (out / "tables" / "table3.md").read_text()
     assert "MIXED" not in (reference[1] / "tables" / "table3.md").read_text()
@@ -255,6 +305,7 @@ def test_allow_mixed_reports_and_says_so(reference, tmp_path, capsys):
 
 
 # -- output faults --------------------------------------------------------------------------------
+
 
 def test_write_error_while_building_leaves_previous_outputs(reference, tmp_path, capsys, monkeypatch):
     out = previous_outputs(reference, tmp_path / "out")

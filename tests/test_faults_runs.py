@@ -28,13 +28,40 @@ from tests import modelkit
 from tests.faultkit import kill_at, orphans, run_cli, tedbench_env
 
 OUTPUTS = ("metrics.json", "valid_ranks.npy", "test_ranks.npy")
-POINTS = ("train.after_config", "train.mid_epoch", "train.after_checkpoint", "train.before_metrics", "train.before_done")
+POINTS = (
+    "train.after_config",
+    "train.mid_epoch",
+    "train.after_checkpoint",
+    "train.before_metrics",
+    "train.before_done",
+)
 SMALL = ["--set", "hidden_size=16", "--set", "inner_size=32", "--set", "n_layers=1"]
 
 
 def train_args(data_root: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--model", "SASRec", "--dataset", "OR-sample", "--data-root", str(data_root), "--device", "cpu",
-            "--epochs", "3", "--batch-size", "256", "--max-steps", "3", "--lr", "0.005", "--out", str(out), *SMALL, *extra]
+    return [
+        "train",
+        "--model",
+        "SASRec",
+        "--dataset",
+        "OR-sample",
+        "--data-root",
+        str(data_root),
+        "--device",
+        "cpu",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "256",
+        "--max-steps",
+        "3",
+        "--lr",
+        "0.005",
+        "--out",
+        str(out),
+        *SMALL,
+        *extra,
+    ]
 
 
 def dead_pid() -> int:
@@ -104,8 +131,21 @@ suites:
 """)
 
     def args(name: str) -> list[str]:
-        return ["pipeline", "--suite", "tiny", "--params-file", str(params), "--data-root", str(sample_root), "--device", "cpu",
-                "--results-dir", str(tmp_path / name), "--trials-dir", str(tmp_path / f"{name}-trials")]
+        return [
+            "pipeline",
+            "--suite",
+            "tiny",
+            "--params-file",
+            str(params),
+            "--data-root",
+            str(sample_root),
+            "--device",
+            "cpu",
+            "--results-dir",
+            str(tmp_path / name),
+            "--trials-dir",
+            str(tmp_path / f"{name}-trials"),
+        ]
 
     whole = run_cli(args("whole"))
     assert whole.returncode == 0, whole.stderr[-2000:]
@@ -114,8 +154,10 @@ suites:
     assert again.returncode == 0, again.stderr[-2000:]
     assert "seed 1 (resumed)" in again.stdout
     for seed in (1, 2):
-        assert_same_outputs(tmp_path / "cut" / "runs" / "OR-sample" / "SASRec" / f"seed{seed}",
-                            tmp_path / "whole" / "runs" / "OR-sample" / "SASRec" / f"seed{seed}")
+        assert_same_outputs(
+            tmp_path / "cut" / "runs" / "OR-sample" / "SASRec" / f"seed{seed}",
+            tmp_path / "whole" / "runs" / "OR-sample" / "SASRec" / f"seed{seed}",
+        )
     assert (tmp_path / "cut" / "metrics.json").read_bytes() == (tmp_path / "whole" / "metrics.json").read_bytes()
     assert orphans(tmp_path / "cut") == []
 
@@ -134,8 +176,14 @@ profiles:
 suites:
   tiny: {profile: tiny, datasets: [OR-sample], models: [SASRec], tuned: [], seeds: [1]}
 """
-    kwargs = dict(data_root=sample_root, mirror=None, raw_root=tmp_path / "raw", results_root=tmp_path / "results",
-                  trials_root=tmp_path / "trials", device="cpu")
+    kwargs = dict(
+        data_root=sample_root,
+        mirror=None,
+        raw_root=tmp_path / "raw",
+        results_root=tmp_path / "results",
+        trials_root=tmp_path / "trials",
+        device="cpu",
+    )
     out = tmp_path / "results" / "runs" / "OR-sample" / "SASRec" / "seed1"
     for epochs in (1, 2):
         params.write_text(text.replace("EPOCHS", str(epochs)))
@@ -152,8 +200,12 @@ suites:
 def test_a_second_process_is_refused_while_the_first_holds_the_folder(sample_root, tmp_path):
     out, pause = tmp_path / "run", tmp_path / "pause"
     env = tedbench_env(**{PAUSE_ENV: "train.after_config", PAUSE_DIR_ENV: str(pause)})
-    first = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *train_args(sample_root, out)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", *train_args(sample_root, out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         marker = pause / f"train.after_config.{first.pid}"
         while not marker.exists():
@@ -190,9 +242,11 @@ def test_lock_refuses_live_holders_and_takes_over_stale_ones(tmp_path):
     with pytest.raises(TedbenchError, match="on host another-host"):  # a pid on another host cannot be checked
         with runstate.run_lock(tmp_path / "remote"):
             pass
-    stale = [("dead", {"pid": dead_pid(), "host": socket.gethostname()}),
-             ("reused", {**live, "started": -1}),  # our pid, but another process start: the pid was reused
-             ("torn", None)]  # created but never written
+    stale = [
+        ("dead", {"pid": dead_pid(), "host": socket.gethostname()}),
+        ("reused", {**live, "started": -1}),  # our pid, but another process start: the pid was reused
+        ("torn", None),
+    ]  # created but never written
     for name, holder in stale:
         folder = tmp_path / name
         folder.mkdir()
@@ -211,13 +265,21 @@ def test_reruns_refuse_other_settings_keep_finished_runs_and_overwrite_on_reques
 
     assert main(train_args(sample_root, out, "--epochs", "2")) == 0  # same settings: nothing to do
     printed = capsys.readouterr()
-    assert "nothing to do" in printed.err and json.loads(printed.out)["test"] == json.loads((out / "metrics.json").read_text())["test"]
+    assert (
+        "nothing to do" in printed.err
+        and json.loads(printed.out)["test"] == json.loads((out / "metrics.json").read_text())["test"]
+    )
     assert snapshot(out) == before
 
     for extra in (["--lr", "0.01"], ["--lr", "0.01", "--resume"]):
         assert main(train_args(sample_root, out, "--epochs", "2", *extra)) == 2
         error = capsys.readouterr().err.strip()
-        assert len(error.splitlines()) == 1 and "model_config.learning_rate" in error and "--overwrite" in error and str(out) in error
+        assert (
+            len(error.splitlines()) == 1
+            and "model_config.learning_rate" in error
+            and "--overwrite" in error
+            and str(out) in error
+        )
         assert snapshot(out) == before
 
     assert main(train_args(sample_root, out, "--epochs", "1", "--overwrite")) == 0
@@ -295,7 +357,11 @@ def test_a_nan_loss_at_one_step_fails_the_run(sample_root, tmp_path, capsys, mon
 def test_full_sort_ranks_never_ranks_non_finite_scores(bad, monkeypatch):
     splits, n_items = modelkit.small_splits()
     torch.manual_seed(0)
-    model = create_model("SASRec", DatasetInfo(n_items=n_items, max_len=8), {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 2})
+    model = create_model(
+        "SASRec",
+        DatasetInfo(n_items=n_items, max_len=8),
+        {"hidden_size": 16, "inner_size": 32, "n_layers": 1, "n_heads": 2},
+    )
     assert full_sort_ranks(model, splits, splits.test).min() >= 1
     scores = model.full_sort_scores
 
@@ -307,5 +373,9 @@ def test_full_sort_ranks_never_ranks_non_finite_scores(bad, monkeypatch):
     monkeypatch.setattr(model, "full_sort_scores", poisoned)
     with pytest.raises(TedbenchError, match=r"non-finite \(NaN/inf\) evaluation scores for 1 of"):
         full_sort_ranks(model, splits, splits.test)
-    monkeypatch.setattr(model, "full_sort_scores", lambda seq, length: torch.nan_to_num(poisoned(seq, length)).index_fill(1, torch.tensor([0]), bad))
+    monkeypatch.setattr(
+        model,
+        "full_sort_scores",
+        lambda seq, length: torch.nan_to_num(poisoned(seq, length)).index_fill(1, torch.tensor([0]), bad),
+    )
     assert full_sort_ranks(model, splits, splits.test).min() >= 1  # id 0 (padding) is masked, not ranked

@@ -30,15 +30,43 @@ from benchmark.tune import OWNER_ATTR, READY_ATTR, SLOT_ATTR, owner_gone, study_
 from tests.faultkit import kill_at, orphans, run_cli, tedbench_env
 
 GRID = [0.001, 0.005]
-TINY = ["--set", "hidden_size=16", "--set", "inner_size=32", "--set", "n_layers=1",
-        "--epochs", "1", "--max-steps", "2", "--batch-size", "256"]
+TINY = [
+    "--set",
+    "hidden_size=16",
+    "--set",
+    "inner_size=32",
+    "--set",
+    "n_layers=1",
+    "--epochs",
+    "1",
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "256",
+]
 
 
 def tune_args(data_root: Path, out: Path, storage: str | None = None) -> list[str]:
     grid = ["--grid", "learning_rate=" + ",".join(map(str, GRID))]
     where = ["--storage", storage] if storage else []
-    return ["tune", "--model", "SASRec", "--dataset", "OR-sample", "--data-root", str(data_root), "--device", "cpu",
-            "--results-dir", str(out / "results"), "--runs-dir", str(out / "runs"), *TINY, *grid, *where]
+    return [
+        "tune",
+        "--model",
+        "SASRec",
+        "--dataset",
+        "OR-sample",
+        "--data-root",
+        str(data_root),
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(out / "results"),
+        "--runs-dir",
+        str(out / "runs"),
+        *TINY,
+        *grid,
+        *where,
+    ]
 
 
 def sqlite_url(out: Path) -> str:
@@ -96,7 +124,9 @@ KILLS = {"tune.setup_mid": 0, "tune.after_claim": 1, "tune.mid_trial": 1, "tune.
 
 
 @pytest.mark.parametrize("point", list(KILLS))
-def test_kill_then_rerun_completes_the_study_on_sqlite(point: str, reference: dict, sample_root: Path, tmp_path: Path) -> None:
+def test_kill_then_rerun_completes_the_study_on_sqlite(
+    point: str, reference: dict, sample_root: Path, tmp_path: Path
+) -> None:
     args = tune_args(sample_root, tmp_path)
     kill_at(args, point, tmp_path / "pause")
     left_by_kill(point, sqlite_url(tmp_path), tmp_path)
@@ -105,7 +135,9 @@ def test_kill_then_rerun_completes_the_study_on_sqlite(point: str, reference: di
     assert_completed_as_uninterrupted(reference, tmp_path, sqlite_url(tmp_path), failed=KILLS[point])
 
 
-def test_kill_mid_trial_then_rerun_on_postgres(reference: dict, sample_root: Path, tmp_path: Path, postgres_url: str) -> None:
+def test_kill_mid_trial_then_rerun_on_postgres(
+    reference: dict, sample_root: Path, tmp_path: Path, postgres_url: str
+) -> None:
     args = tune_args(sample_root, tmp_path, postgres_url)
     kill_at(args, "tune.mid_trial", tmp_path / "pause")
     left_by_kill("tune.mid_trial", postgres_url, tmp_path)
@@ -130,25 +162,35 @@ def waits_on_lock(storage: str, pid: int) -> Callable[[], bool]:
         def blocked() -> bool:
             with engine.connect() as conn:
                 return bool(conn.execute(query).scalar())
+
         return blocked
 
     def blocked_on_flock() -> bool:  # a waiter's line in /proc/locks reads "N: -> FLOCK ... PID ..."
         lines = Path("/proc/locks").read_text().splitlines()
         return any(line.split()[1:3] == ["->", "FLOCK"] and str(pid) in line.split() for line in lines)
+
     return blocked_on_flock
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_worker_waiting_on_a_killed_set_up_completes_it(backend: str, reference: dict, sample_root: Path, tmp_path: Path,
-                                                         request: pytest.FixtureRequest) -> None:
-    """Two workers race: the first is killed mid-set-up while the second waits for it; the second lays out the rest once."""
+def test_worker_waiting_on_a_killed_set_up_completes_it(
+    backend: str, reference: dict, sample_root: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two workers race: the first is killed mid-set-up while the second waits for it; the second lays out the rest
+    once."""
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
     storage = url or sqlite_url(tmp_path)
     args = [sys.executable, "-m", "benchmark.cli", *tune_args(sample_root, tmp_path, url)]
     pause = tmp_path / "pause"
-    first = subprocess.Popen(args, env=tedbench_env(**{PAUSE_ENV: "tune.setup_mid", PAUSE_DIR_ENV: str(pause)}),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: (pause / f"tune.setup_mid.{first.pid}").exists() or first.poll() is not None, "the first worker pauses")
+    first = subprocess.Popen(
+        args,
+        env=tedbench_env(**{PAUSE_ENV: "tune.setup_mid", PAUSE_DIR_ENV: str(pause)}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(
+        lambda: (pause / f"tune.setup_mid.{first.pid}").exists() or first.poll() is not None, "the first worker pauses"
+    )
     assert first.poll() is None
     second = subprocess.Popen(args, env=tedbench_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -158,7 +200,7 @@ def test_worker_waiting_on_a_killed_set_up_completes_it(backend: str, reference:
         first.wait()
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err
-    assert json.loads(out[out.index("{"):])["trials_run_by_this_worker"] == len(GRID)
+    assert json.loads(out[out.index("{") :])["trials_run_by_this_worker"] == len(GRID)
     assert_completed_as_uninterrupted(reference, tmp_path, storage, failed=0)
 
 
@@ -174,8 +216,12 @@ def test_owner_is_gone_only_when_provably_dead_on_this_host() -> None:
 
 
 SUITE = {
-    "profiles": {"tiny": {"description": "TINY", "train": {"epochs": 1, "max_steps_per_epoch": 2}, "model": {"hidden_size": 16}}},
-    "suites": {"tiny": {"profile": "tiny", "datasets": ["OR-sample"], "models": ["SASRec"], "tuned": ["SASRec"], "seeds": [1]}},
+    "profiles": {
+        "tiny": {"description": "TINY", "train": {"epochs": 1, "max_steps_per_epoch": 2}, "model": {"hidden_size": 16}}
+    },
+    "suites": {
+        "tiny": {"profile": "tiny", "datasets": ["OR-sample"], "models": ["SASRec"], "tuned": ["SASRec"], "seeds": [1]}
+    },
 }
 
 
@@ -199,8 +245,16 @@ def test_pipeline_retunes_when_the_exported_study_differs(tmp_path: Path, monkey
 
     def tunes() -> int:
         before = len(specs)
-        pipeline.run_suite(suite, data_root=data, mirror=None, raw_root=tmp_path / "raw", results_root=results,
-                           trials_root=tmp_path / "trials", device="cpu", log=lambda _: None)
+        pipeline.run_suite(
+            suite,
+            data_root=data,
+            mirror=None,
+            raw_root=tmp_path / "raw",
+            results_root=results,
+            trials_root=tmp_path / "trials",
+            device="cpu",
+            log=lambda _: None,
+        )
         return len(specs) - before
 
     assert tunes() == 1 and tunes() == 0  # tuned, then skipped: the export is this study's

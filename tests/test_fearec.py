@@ -35,14 +35,33 @@ def test_defaults_are_recboles_stock_yaml_and_us_x_is_the_official_script() -> N
     d = entry.defaults
     assert (d["hidden_size"], d["inner_size"], d["n_layers"], d["n_heads"]) == (300, 256, 2, 2)
     assert (d["contrast"], d["lmd_sem"], d["lmd"]) == ("none", 0.1, 0.1)
-    assert (d["global_ratio"], d["dual_domain"], d["spatial_ratio"], d["std"], d["topk_factor"], d["fredom"]) == (1.0, False, 0.0, False, 1, False)
+    assert (d["global_ratio"], d["dual_domain"], d["spatial_ratio"], d["std"], d["topk_factor"], d["fredom"]) == (
+        1.0,
+        False,
+        0.0,
+        False,
+        1,
+        False,
+    )
     assert d["hidden_dropout_prob"] == d["attn_dropout_prob"] == 0.5 and d["learning_rate"] == 1e-3
     c = entry.config({"preset": "us_x"})
     assert (c["contrast"], c["sim"], c["tau"], c["lmd_sem"], c["lmd"]) == ("us_x", "dot", 1.0, 0.1, 0.1)
-    assert (c["global_ratio"], c["dual_domain"], c["spatial_ratio"], c["std"], c["hidden_size"]) == (0.6, True, 0.1, True, 300)
+    assert (c["global_ratio"], c["dual_domain"], c["spatial_ratio"], c["std"], c["hidden_size"]) == (
+        0.6,
+        True,
+        0.1,
+        True,
+        300,
+    )
     assert entry.config({"preset": "official"}) == {**c, "hidden_size": 64, "preset": "official"}
     assert {"learning_rate", "preset", "global_ratio", "topk_factor"} <= set(entry.search_space)
-    for bad in ({"contrast": "cl4srec"}, {"sim": "l2"}, {"fredom": True, "contrast": "us"}, {"global_ratio": 0.0}, {"tau": 0.0}):
+    for bad in (
+        {"contrast": "cl4srec"},
+        {"sim": "l2"},
+        {"fredom": True, "contrast": "us"},
+        {"global_ratio": 0.0},
+        {"tau": 0.0},
+    ):
         with pytest.raises(TedbenchError):
             small_fearec(**bad)
 
@@ -67,7 +86,9 @@ def test_band_projection_is_the_fft_round_trip() -> None:
     spectrum[:, :10] = 0
     spectrum[:, 26:] = 0
     torch.testing.assert_close(torch.matmul(P, x), torch.fft.irfft(spectrum, n=50, dim=1), rtol=0, atol=1e-12)
-    torch.testing.assert_close(band_projection(50, (0, 26), torch.float64), torch.eye(50, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        band_projection(50, (0, 26), torch.float64), torch.eye(50, dtype=torch.float64), rtol=0, atol=1e-12
+    )
 
 
 def test_parameter_count_on_ml1m_shapes() -> None:
@@ -111,6 +132,7 @@ def naive_hybrid(attn: HybridAttention, x: torch.Tensor, mask: torch.Tensor, tra
                 agg[b] = agg[b] + doubled[..., int(delay[i]) : int(delay[i]) + L] * weights[i]
     context = agg.permute(0, 3, 1, 2).reshape(B, L, d)
     if attn.dual_domain:
+
         def limited(t_fft: torch.Tensor) -> torch.Tensor:
             spectrum = torch.zeros_like(t_fft)
             for j in range(*attn.time_band):
@@ -153,7 +175,12 @@ def test_inference_aggregation_equals_a_per_sample_loop() -> None:
             expected[b] += weights[b, j] * doubled[int(delays[b, j]) : int(delays[b, j]) + L]
     torch.testing.assert_close(delay_aggregate(values, delays, weights), expected, rtol=1e-12, atol=1e-12)
     positions = torch.randint(0, L, (B, 2), generator=generator)
-    torch.testing.assert_close(delay_aggregate(values, delays, weights, positions), expected.gather(1, positions[..., None].expand(-1, -1, d)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        delay_aggregate(values, delays, weights, positions),
+        expected.gather(1, positions[..., None].expand(-1, -1, d)),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_stacked_views_choose_their_training_delays_separately() -> None:
@@ -164,7 +191,9 @@ def test_stacked_views_choose_their_training_delays_separately() -> None:
     stacked = model.encode(torch.cat([seq_a, seq_b]), torch.cat([len_a, len_b]), groups=2)
     separate = torch.cat([model.encode(seq_a, len_a), model.encode(seq_b, len_b)])
     torch.testing.assert_close(stacked, separate, rtol=1e-10, atol=1e-10)
-    assert not torch.allclose(model.encode(torch.cat([seq_a, seq_b]), torch.cat([len_a, len_b])), separate)  # one shared choice differs
+    assert not torch.allclose(
+        model.encode(torch.cat([seq_a, seq_b]), torch.cat([len_a, len_b])), separate
+    )  # one shared choice differs
 
 
 # -- losses ----------------------------------------------------------------------------------------
@@ -198,7 +227,16 @@ def test_nt_xent_equals_the_official_info_nce(sim: str) -> None:
 def test_loss_terms_per_contrast(contrast: str) -> None:
     fredom = contrast == "fredom"
     torch.manual_seed(0)
-    model = small_fearec(**NO_DROPOUT, contrast="us_x" if fredom else contrast, fredom=fredom, fredom_type="us", lmd=0.3, lmd_sem=0.2, sim="cos", tau=0.5).train()
+    model = small_fearec(
+        **NO_DROPOUT,
+        contrast="us_x" if fredom else contrast,
+        fredom=fredom,
+        fredom_type="us",
+        lmd=0.3,
+        lmd_sem=0.2,
+        sim="cos",
+        tau=0.5,
+    ).train()
     seq, length = right_padded([10, 6, 2, 9], 10, 40)
     other, other_length = right_padded([3, 10, 5, 8], 10, 40)
     target = torch.tensor([1, 2, 3, 4])
@@ -226,7 +264,11 @@ def test_loss_terms_per_contrast(contrast: str) -> None:
 # -- same-target positives -------------------------------------------------------------------------
 def sampling_splits():
     """Item 99 is the training target of exactly one row; item 50 of nine rows (s_1 of nine users)."""
-    sequences = [[7, 99, 3, 4, 5, 6]] + [[10 + u, 50, 20 + u, 30 + u, 40 + u] for u in range(9)] + [[61, 62, 63, 64, 65, 66, 67]]
+    sequences = (
+        [[7, 99, 3, 4, 5, 6]]
+        + [[10 + u, 50, 20 + u, 30 + u, 40 + u] for u in range(9)]
+        + [[61, 62, 63, 64, 65, 66, 67]]
+    )
     return splits_from(sequences, prefiltered=True)  # no 5-core filter
 
 
@@ -293,7 +335,9 @@ def test_eval_is_deterministic_and_uses_dot_products() -> None:
     torch.testing.assert_close(scores, gather_last(model.all_positions(seq), length) @ model.item_embedding.weight.t())
     model.train()
     assert not torch.equal(model.encode(seq, length), model.encode(seq, length))
-    loss = model.loss(Batch(seq, length, torch.tensor([1, 2, 3]), {"same_target_seq": seq, "same_target_length": length}))
+    loss = model.loss(
+        Batch(seq, length, torch.tensor([1, 2, 3]), {"same_target_seq": seq, "same_target_length": length})
+    )
     assert torch.isfinite(loss)
 
 
@@ -302,7 +346,9 @@ def test_runs_under_bfloat16_autocast() -> None:
     model = small_fearec()
     seq, length = right_padded([10, 3], 10, 40)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = model.loss(Batch(seq, length, torch.tensor([1, 2]), {"same_target_seq": seq, "same_target_length": length}))
+        loss = model.loss(
+            Batch(seq, length, torch.tensor([1, 2]), {"same_target_seq": seq, "same_target_length": length})
+        )
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in model.layers[0].attention.parameters())

@@ -31,8 +31,14 @@ def sequences() -> Sequences:
     lengths = [3, 5, 8, 4, 60]  # one user longer than max_len: the export keeps every interaction
     items = rng.integers(1, len(ATTRIBUTES) + 1, sum(lengths)).astype(np.int32)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return Sequences(items, offsets, [f"u{u}" for u in range(len(lengths))],
-                     [f"m{i}" for i in range(1, len(ATTRIBUTES) + 1)], ["text"] * len(ATTRIBUTES), ATTRIBUTES)
+    return Sequences(
+        items,
+        offsets,
+        [f"u{u}" for u in range(len(lengths))],
+        [f"m{i}" for i in range(1, len(ATTRIBUTES) + 1)],
+        ["text"] * len(ATTRIBUTES),
+        ATTRIBUTES,
+    )
 
 
 def read_table(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -50,7 +56,7 @@ def test_export_round_trip(tmp_path: Path) -> None:
         by_user.setdefault(int(user), []).append((float(time), int(item)))
     assert sorted(by_user) == list(range(seqs.n_users))
     for user, events in by_user.items():  # the official order (TO) is the timestamp: the sequence comes back
-        assert [item for _, item in sorted(events)] == seqs.items[seqs.offsets[user]:seqs.offsets[user + 1]].tolist()
+        assert [item for _, item in sorted(events)] == seqs.items[seqs.offsets[user] : seqs.offsets[user + 1]].tolist()
     header, rows = read_table(tmp_path / f"{DATASET_NAME}.item")
     assert header == ["item_id:token", "genre:token_seq"]
     assert [int(item) for item, _ in rows] == list(range(1, seqs.n_items))  # every id, unused ones included

@@ -54,12 +54,13 @@ def read_id_lines(path: Path) -> list[list[int]]:
 def left_padded_rows(sequences: list[list[int]], max_len: int) -> dict[str, list[tuple[int, tuple[int, ...], int]]]:
     """(user, input cut to max_len, target) of the official datasets.py: train = every prefix of
     `seq[-(max_len + 2):-2]` (the first one empty), valid = seq[:-1], test = seq (input = all but the last)."""
+
     def row(user: int, items: list[int]) -> tuple[int, tuple[int, ...], int]:
         return user, tuple(items[:-1][-max_len:]), items[-1]
 
     rows: dict[str, list] = {"train": [], "valid": [], "test": []}
     for user, sequence in enumerate(sequences):
-        window = sequence[-(max_len + 2):-2]
+        window = sequence[-(max_len + 2) : -2]
         rows["train"] += [row(user, window[: i + 1]) for i in range(len(window))]
         rows["valid"].append(row(user, sequence[:-1]))
         rows["test"].append(row(user, sequence))
@@ -139,7 +140,8 @@ def test_official_log_parses_into_a_side_run() -> None:
     assert run.loss == [1.3003, 1.2166] and run.valid == [0.0331, 0.0276] and run.best_epoch == 0
     assert run.test == {"recall@10": 0.0706, "ndcg@10": 0.0345, "recall@20": 0.1138, "ndcg@20": 0.0452}
     dlfs = FMLP_LOG.replace("'rec_loss': '1.3003'", "'rec_loss': '3.0', 'rec_avg_loss': '2.3022'").replace(
-        "'rec_loss': '1.2166'", "'rec_loss': '2.0', 'rec_avg_loss': '1.9'")
+        "'rec_loss': '1.2166'", "'rec_loss': '2.0', 'rec_avg_loss': '1.9'"
+    )
     assert parse_official_log(dlfs, "rec_avg_loss", seed=2020).loss == [2.3022, 1.9]
 
 
@@ -225,8 +227,10 @@ def test_report_names_the_reference_side(tmp_path: Path) -> None:
     assert "official_loss_mean" in header and "recbole" not in header
     assert "official,2020,2," in (tmp_path / "a.test.csv").read_text()
     write_report(tmp_path, "b", {"model": "M", "dataset": "D"}, ours, theirs)  # the default: RecBole
-    assert "recbole_seeds" in (tmp_path / "b.epochs.csv").read_text() and "| loss RecBole 1.2.1 |" in (
-        tmp_path / "b.md").read_text()
+    assert (
+        "recbole_seeds" in (tmp_path / "b.epochs.csv").read_text()
+        and "| loss RecBole 1.2.1 |" in (tmp_path / "b.md").read_text()
+    )
 
 
 def test_a_finished_official_run_of_the_same_command_is_read_back(tmp_path: Path) -> None:

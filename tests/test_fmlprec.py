@@ -37,7 +37,10 @@ def test_parameter_count_on_ml1m_shapes() -> None:
 def test_inner_size_is_four_times_hidden_at_every_size(hidden: int) -> None:
     model = create_model("FMLP-Rec", DatasetInfo(n_items=20, max_len=10), {"hidden_size": hidden})
     for layer in model.layers:
-        assert (layer.feed_forward.dense_1.out_features, layer.feed_forward.dense_2.in_features) == (4 * hidden, 4 * hidden)
+        assert (layer.feed_forward.dense_1.out_features, layer.feed_forward.dense_2.in_features) == (
+            4 * hidden,
+            4 * hidden,
+        )
     wide = create_model("FMLP-Rec", DatasetInfo(n_items=20, max_len=10), {"hidden_size": hidden, "inner_factor": 2})
     assert wide.layers[0].feed_forward.dense_1.out_features == 2 * hidden
 
@@ -51,7 +54,9 @@ def test_layers_start_with_identical_filters_and_independent_linears() -> None:
     for layer in model.layers[1:]:  # deep copies of one layer (official): the same initial filter
         assert torch.equal(layer.filter.complex_weight, first.filter.complex_weight)
         assert layer.filter.complex_weight.data_ptr() != first.filter.complex_weight.data_ptr()
-        assert not torch.equal(layer.feed_forward.dense_1.weight, first.feed_forward.dense_1.weight)  # re-drawn by the init
+        assert not torch.equal(
+            layer.feed_forward.dense_1.weight, first.feed_forward.dense_1.weight
+        )  # re-drawn by the init
     assert not first.feed_forward.dense_1.bias.any() and torch.equal(first.layer_norm.weight, torch.ones(16))
     assert model.item_embedding.weight[0].abs().sum() > 0  # RecBole init draws the padding row too
 
@@ -78,7 +83,9 @@ def test_encode_equals_official_transcription_read_at_the_last_real_position() -
     torch.testing.assert_close(model.all_positions(seq), full, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(model.encode(seq, length), gather_last(full, length), rtol=1e-10, atol=1e-10)
     scores = model.full_sort_scores(seq, length)
-    torch.testing.assert_close(scores, gather_last(full, length) @ model.item_embedding.weight.t(), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        scores, gather_last(full, length) @ model.item_embedding.weight.t(), rtol=1e-10, atol=1e-10
+    )
 
 
 def test_eval_is_deterministic_training_is_not_and_initial_loss() -> None:

@@ -64,7 +64,10 @@ def test_masks() -> None:
     causal = causal_padding_mask(seq)
     assert causal.shape == (2, 1, 4, 4)
     visible = torch.tensor(
-        [[[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 0]], [[1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]]],
+        [
+            [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 0]],
+            [[1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0]],
+        ],
         dtype=torch.bool,
     )
     assert torch.equal(causal[:, 0], torch.where(visible, 0.0, MASK_VALUE))
@@ -127,7 +130,9 @@ def test_read_index_equals_gathering_full_output() -> None:
 def test_sequence_embedding_stage() -> None:
     stage = SequenceEmbedding(7, 16, 0.5, 1e-12).eval()
     x = torch.randn(2, 7, 16)
-    expected = F.layer_norm(x + stage.position_embedding.weight, (16,), stage.layer_norm.weight, stage.layer_norm.bias, 1e-12)
+    expected = F.layer_norm(
+        x + stage.position_embedding.weight, (16,), stage.layer_norm.weight, stage.layer_norm.bias, 1e-12
+    )
     torch.testing.assert_close(stage(x), expected)
 
 
@@ -230,7 +235,9 @@ def test_moe_skips_all_zero_rows_exactly(training: bool, monkeypatch: pytest.Mon
     active = x.reshape(-1, 12).any(-1)
     masks = [torch.rand(4 * 5, 12) < 0.8 for _ in range(moe.n_exps)]
     draws = iter(masks)
-    monkeypatch.setattr(kernels, "bernoulli_keep_", lambda mask, keep_prob, scratch=None: mask.copy_(next(draws)[active]))
+    monkeypatch.setattr(
+        kernels, "bernoulli_keep_", lambda mask, keep_prob, scratch=None: mask.copy_(next(draws)[active])
+    )
     fast = moe(x)
     slow = naive_moe(moe, x, [m.view(4, 5, 12) for m in masks] if training else None)
     assert_same_output_and_gradients(fast, slow, list(moe.parameters()))

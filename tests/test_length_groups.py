@@ -44,6 +44,8 @@ def test_length_groups_pass_gradients_to_every_row() -> None:
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if "TedRec" in n or n in ("FMLP-Rec", "FEARec", "DIF-SR", "SMLP4Rec", "DLFS-Rec")])
+@pytest.mark.parametrize(
+    "name", [n for n in list_models() if "TedRec" in n or n in ("FMLP-Rec", "FEARec", "DIF-SR", "SMLP4Rec", "DLFS-Rec")]
+)
 def test_models_that_mix_positions_are_not_prefix_only(name: str) -> None:
     assert not small(name).prefix_only

@@ -19,7 +19,9 @@ def test_hand_computed_ranks_and_metrics():
     assert ranks.tolist() == [2, 3]
     assert recall_at(ranks, 2).tolist() == [1.0, 0.0]
     assert ndcg_at(ranks, 3).tolist() == pytest.approx([1 / math.log2(3), 1 / math.log2(4)])
-    assert summarize(ranks, ks=(1, 3)) == pytest.approx({"recall@1": 0.0, "ndcg@1": 0.0, "recall@3": 1.0, "ndcg@3": (1 / math.log2(3) + 0.5) / 2})
+    assert summarize(ranks, ks=(1, 3)) == pytest.approx(
+        {"recall@1": 0.0, "ndcg@1": 0.0, "recall@3": 1.0, "ndcg@3": (1 / math.log2(3) + 0.5) / 2}
+    )
 
 
 def test_history_items_are_not_masked():

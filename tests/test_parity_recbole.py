@@ -39,12 +39,39 @@ pytestmark = pytest.mark.parity
 
 MAX_LEN = 10  # even: RecBole's FEARec inverts its rfft without `n`, which returns 2·(L//2) samples
 ATOL = 1e-5
-SIZES = {"hidden_size": 16, "inner_size": 24, "n_layers": 2, "n_heads": 2, "hidden_act": "gelu",
-         "layer_norm_eps": 1e-12, "initializer_range": 0.02, "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
-FEAREC_STOCK = {"contrast": "none", "global_ratio": 1.0, "dual_domain": False, "std": False, "spatial_ratio": 0.0,
-                "topk_factor": 1, "fredom": False}
-FEAREC_TEDBENCH = {"contrast": "us_x", "sim": "dot", "tau": 1.0, "lmd": 0.1, "lmd_sem": 0.1, "global_ratio": 0.6,
-                   "dual_domain": True, "std": True, "spatial_ratio": 0.1, "topk_factor": 1, "fredom": False}
+SIZES = {
+    "hidden_size": 16,
+    "inner_size": 24,
+    "n_layers": 2,
+    "n_heads": 2,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12,
+    "initializer_range": 0.02,
+    "hidden_dropout_prob": 0.0,
+    "attn_dropout_prob": 0.0,
+}
+FEAREC_STOCK = {
+    "contrast": "none",
+    "global_ratio": 1.0,
+    "dual_domain": False,
+    "std": False,
+    "spatial_ratio": 0.0,
+    "topk_factor": 1,
+    "fredom": False,
+}
+FEAREC_TEDBENCH = {
+    "contrast": "us_x",
+    "sim": "dot",
+    "tau": 1.0,
+    "lmd": 0.1,
+    "lmd_sem": 0.1,
+    "global_ratio": 0.6,
+    "dual_domain": True,
+    "std": True,
+    "spatial_ratio": 0.1,
+    "topk_factor": 1,
+    "fredom": False,
+}
 
 
 def batch_of(interaction) -> Batch:
@@ -56,8 +83,9 @@ def assert_same_forward(rb, ted, interaction, rb_loss=None, ted_loss=None) -> No
     rb.eval(), ted.eval()
     batch = batch_of(interaction)
     with torch.no_grad():
-        torch.testing.assert_close(ted.full_sort_scores(batch.seq, batch.length), rb.full_sort_predict(interaction),
-                                   rtol=0, atol=ATOL)
+        torch.testing.assert_close(
+            ted.full_sort_scores(batch.seq, batch.length), rb.full_sort_predict(interaction), rtol=0, atol=ATOL
+        )
         expected = (rb_loss or rb.calculate_loss)(interaction)
         torch.testing.assert_close((ted_loss or ted.loss)(batch), expected, rtol=0, atol=ATOL)
 
@@ -101,8 +129,9 @@ def test_sasrec_scores_loss_and_gradients(data_root) -> None:
     rb, ted, train = sasrec_pair(data_root)
     interaction = sequence_batch(train, 48)
     assert_same_forward(rb, ted, interaction)
-    assert_same_gradients(rb, ted, TRANSFORMER_RULES, lambda: rb.calculate_loss(interaction),
-                          lambda: ted.loss(batch_of(interaction)))
+    assert_same_gradients(
+        rb, ted, TRANSFORMER_RULES, lambda: rb.calculate_loss(interaction), lambda: ted.loss(batch_of(interaction))
+    )
 
 
 def fearec_pair(data_root, options: dict):
@@ -129,8 +158,10 @@ def test_fearec_scores_loss_and_gradients(data_root, options: dict) -> None:
     def ted_loss(batch: Batch | None = None):
         batch = batch or batch_of(interaction)
         if options["contrast"] != "none":
-            batch.extra = {"same_target_seq": interaction["sem_aug"],
-                           "same_target_length": interaction["sem_aug_lengths"]}
+            batch.extra = {
+                "same_target_seq": interaction["sem_aug"],
+                "same_target_length": interaction["sem_aug_lengths"],
+            }
         return ted.loss(batch)
 
     if options["contrast"] == "none":
@@ -170,8 +201,14 @@ def test_s3rec_finetune_scores_loss_and_gradients(data_root) -> None:
     interaction = sequence_batch(train, 48)
     assert_same_forward(rb, ted, interaction)
     skip = ("feature_embedding.weight",)
-    assert_same_gradients(rb, ted, S3REC_RULES, lambda: rb.calculate_loss(interaction),
-                          lambda: ted.loss(batch_of(interaction)), skip_source=skip)
+    assert_same_gradients(
+        rb,
+        ted,
+        S3REC_RULES,
+        lambda: rb.calculate_loss(interaction),
+        lambda: ted.loss(batch_of(interaction)),
+        skip_source=skip,
+    )
 
 
 def test_s3rec_pretraining_losses_on_the_same_corrupted_batch(data_root) -> None:
@@ -194,22 +231,32 @@ def test_s3rec_pretraining_losses_on_the_same_corrupted_batch(data_root) -> None
         rb.feature_embedding.weight[feature_of_item[1:]] = table[1:]
     features = F.one_hot(feature_of_item.clamp(min=0)[inputs.positive], rb.n_features)
     features = features * (inputs.positive != 0).unsqueeze(-1)  # padding slots carry no attribute
-    rb_args = (features, inputs.masked, inputs.positive, inputs.negative, inputs.segment_masked,
-               inputs.segment_positive, inputs.segment_negative)
+    rb_args = (
+        features,
+        inputs.masked,
+        inputs.positive,
+        inputs.negative,
+        inputs.segment_masked,
+        inputs.segment_positive,
+        inputs.segment_negative,
+    )
     rb.eval(), ted.eval()
     with torch.no_grad():
         ted_losses = ted.losses_of(inputs)
         hidden = ted._bidirectional_states(inputs.masked)
         masked = inputs.masked == ted.mask_token
         associated = (inputs.masked != 0) & ~masked
-        padding_column = {"aap": F.softplus(ted.aap_head(hidden[associated]) @ table[0]).sum(),
-                          "map": F.softplus(ted.map_head(hidden[masked]) @ table[0]).sum()}
+        padding_column = {
+            "aap": F.softplus(ted.aap_head(hidden[associated]) @ table[0]).sum(),
+            "map": F.softplus(ted.map_head(hidden[masked]) @ table[0]).sum(),
+        }
         for task in ("aap", "mip", "map", "sp"):
             for other in ("aap", "mip", "map", "sp"):
                 setattr(rb, f"{other}_weight", float(other == task))
             expected = rb.pretrain(*rb_args) + padding_column.get(task, 0.0)
-            torch.testing.assert_close(ted_losses[task], expected, rtol=1e-6, atol=1e-4,
-                                       msg=lambda m, t=task: f"{t}: {m}")
+            torch.testing.assert_close(
+                ted_losses[task], expected, rtol=1e-6, atol=1e-4, msg=lambda m, t=task: f"{t}: {m}"
+            )
     assert masked.any() and associated.any()
 
 
@@ -218,9 +265,17 @@ def recbole_metrics(scores: torch.Tensor, target: torch.Tensor, ks=(10, 20)) -> 
     recbole()
     from recbole.evaluator import Collector, Evaluator
 
-    config = recbole_config("SASRec", "unused", {
-        **BASE_CONFIG, "data_path": "unused", "metrics": ["Recall", "NDCG"], "topk": list(ks),
-        "metric_decimal_place": 17})
+    config = recbole_config(
+        "SASRec",
+        "unused",
+        {
+            **BASE_CONFIG,
+            "data_path": "unused",
+            "metrics": ["Recall", "NDCG"],
+            "topk": list(ks),
+            "metric_decimal_place": 17,
+        },
+    )
     collector, evaluator = Collector(config), Evaluator(config)
     scores = scores.clone()
     scores[:, 0] = -math.inf

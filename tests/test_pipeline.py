@@ -67,20 +67,41 @@ def test_user_subsample_is_fixed_sorted_and_keeps_items() -> None:
     picked = user_subsample(100, 10)
     assert np.array_equal(picked, user_subsample(100, 10)) and np.all(np.diff(picked) > 0) and len(picked) == 10
     assert np.array_equal(user_subsample(5, None), np.arange(5)) and np.array_equal(user_subsample(5, 9), np.arange(5))
-    seqs = Sequences(np.array([1, 2, 3, 4, 5, 6, 7], dtype=np.int32), np.array([0, 3, 5, 7]), ["a", "b", "c"], ["i1", "i2", "i3", "i4", "i5", "i6", "i7"], ["t"] * 7)
+    seqs = Sequences(
+        np.array([1, 2, 3, 4, 5, 6, 7], dtype=np.int32),
+        np.array([0, 3, 5, 7]),
+        ["a", "b", "c"],
+        ["i1", "i2", "i3", "i4", "i5", "i6", "i7"],
+        ["t"] * 7,
+    )
     part = seqs.subset(np.array([0, 2]))
     assert part.items.tolist() == [1, 2, 3, 6, 7] and part.offsets.tolist() == [0, 3, 5]
     assert part.user_tokens == ["a", "c"] and part.n_items == seqs.n_items
 
 
-def test_suite_runs_end_to_end_and_resumes_without_retraining(tmp_path: Path, sample_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_suite_runs_end_to_end_and_resumes_without_retraining(
+    tmp_path: Path, sample_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "params.yaml"
     path.write_text(SUITE)
     suite = load_suite("tiny", path)
-    kwargs = dict(data_root=sample_root, mirror=None, raw_root=tmp_path / "raw", results_root=tmp_path / "results", trials_root=tmp_path / "trials", device="cpu", log=lambda _: None)
+    kwargs = dict(
+        data_root=sample_root,
+        mirror=None,
+        raw_root=tmp_path / "raw",
+        results_root=tmp_path / "results",
+        trials_root=tmp_path / "trials",
+        device="cpu",
+        log=lambda _: None,
+    )
     summary = pipeline.run_suite(suite, **kwargs)
-    runs = sorted(str(p.parent.relative_to(tmp_path / "results" / "runs")) for p in (tmp_path / "results" / "runs").rglob("metrics.json"))
-    assert runs == [f"OR-sample/{m}/seed{s}" for m in ("SASRec", "TedRec", "TedRec@wo-IF", "TedRec~random") for s in (1, 2)]
+    runs = sorted(
+        str(p.parent.relative_to(tmp_path / "results" / "runs"))
+        for p in (tmp_path / "results" / "runs").rglob("metrics.json")
+    )
+    assert runs == [
+        f"OR-sample/{m}/seed{s}" for m in ("SASRec", "TedRec", "TedRec@wo-IF", "TedRec~random") for s in (1, 2)
+    ]
     tuned = json.loads((tmp_path / "results" / "best_params" / "OR-sample" / "SASRec.json").read_text())
     assert tuned["complete_trials"] == 3 and tuned["params"]["hidden_size"] == 16
     config = json.loads((tmp_path / "results" / "runs" / "OR-sample" / "SASRec" / "seed1" / "config.json").read_text())

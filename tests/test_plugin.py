@@ -24,7 +24,9 @@ def test_registered_with_backbone_and_fusion_options(backbone: str) -> None:
 def test_plugin_is_the_backbone_plus_the_fusion(backbone: str) -> None:
     name = backbone + SUFFIX
     plugin = small_model(name, seed=0)
-    base = small_model(backbone, seed=0, **{k: v for k, v in SMALL[name].config.items() if k in get_model(backbone).defaults})
+    base = small_model(
+        backbone, seed=0, **{k: v for k, v in SMALL[name].config.items() if k in get_model(backbone).defaults}
+    )
     assert trainable(plugin) == trainable(base) + trainable(plugin.tedrec_fusion)
     assert trainable(plugin.tedrec_fusion) > 0 and isinstance(plugin.tedrec_fusion, TextIdFusion)
     # the backbone's own weights are created (and initialised) exactly as without the plug-in
@@ -67,7 +69,11 @@ def test_ablation_switches_reach_the_plugin(name: str) -> None:
 
 def _id_tables(model: torch.nn.Module, n_items: int) -> dict[str, torch.nn.Embedding]:
     """The model's ID tables (one row per item id; position tables have max_len rows)."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Embedding) and m.num_embeddings == n_items}
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Embedding) and m.num_embeddings == n_items
+    }
 
 
 @pytest.mark.parametrize("n_items", [12, 400])  # per-item tables gathered (12 ids < 40 slots) / computed per slot

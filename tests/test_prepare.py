@@ -25,12 +25,28 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize("name", ["ml-1m", "OR"])
 def test_stats_equal_paper_table2(name, mirror, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "stats", "--dataset", name, "--json", "--mirror", str(mirror), "--data-root", str(tmp_path / "data"), "--raw-root", str(tmp_path / "raw"))
+    code, out, _ = run_cli(
+        capsys,
+        "stats",
+        "--dataset",
+        name,
+        "--json",
+        "--mirror",
+        str(mirror),
+        "--data-root",
+        str(tmp_path / "data"),
+        "--raw-root",
+        str(tmp_path / "raw"),
+    )
     assert code == 0
     stats = json.loads(out)
     assert {k: stats[k] for k in TABLE2[name]} == TABLE2[name]
@@ -41,7 +57,19 @@ def test_prepare_twice_is_byte_identical(mirror, tmp_path, capsys):
     digests = []
     for attempt in range(2):
         root = tmp_path / f"data{attempt}"
-        code, _, _ = run_cli(capsys, "prepare", "--dataset", "OR", "--offline", "--mirror", str(mirror), "--data-root", str(root), "--raw-root", str(tmp_path / "raw"))
+        code, _, _ = run_cli(
+            capsys,
+            "prepare",
+            "--dataset",
+            "OR",
+            "--offline",
+            "--mirror",
+            str(mirror),
+            "--data-root",
+            str(root),
+            "--raw-root",
+            str(tmp_path / "raw"),
+        )
         assert code == 0
         digests.append(tree_digest(root / "processed" / "OR"))
     assert digests[0] == digests[1]
@@ -52,9 +80,15 @@ def test_prepare_twice_is_byte_identical(mirror, tmp_path, capsys):
 
 def test_tie_order_changes_or_sequences(prepared_root, mirror, tmp_path):
     prepare("OR", data_root=tmp_path, mirror=mirror, raw_root=tmp_path / "raw", tie_order="file", download=False)
-    randomised, file_order = load_sequences(prepared_root / "processed" / "OR"), load_sequences(tmp_path / "processed" / "OR")
+    randomised, file_order = (
+        load_sequences(prepared_root / "processed" / "OR"),
+        load_sequences(tmp_path / "processed" / "OR"),
+    )
     assert randomised.n_users == file_order.n_users and len(randomised.items) == len(file_order.items)
-    decode = lambda s: [s.item_tokens[i - 1] for i in s.items]
+
+    def decode(s):
+        return [s.item_tokens[i - 1] for i in s.items]
+
     assert decode(randomised) != decode(file_order)
     assert sorted(decode(randomised)) == sorted(decode(file_order))
     # The first invoice in file order keeps the CSV's line order.
@@ -75,14 +109,40 @@ def test_corrupt_mirror_file_fails_cleanly(mirror, tmp_path, capsys):
     data = bytearray((mirror / "derived" / "OR" / "data-utf8.csv.gz").read_bytes())
     data[1000] ^= 0xFF
     (bad / "data-utf8.csv.gz").write_bytes(bytes(data))
-    code, out, err = run_cli(capsys, "prepare", "--dataset", "OR", "--form", "csv", "--offline", "--mirror", str(tmp_path / "mirror"), "--data-root", str(tmp_path / "data"), "--raw-root", str(tmp_path / "raw"))
+    code, out, err = run_cli(
+        capsys,
+        "prepare",
+        "--dataset",
+        "OR",
+        "--form",
+        "csv",
+        "--offline",
+        "--mirror",
+        str(tmp_path / "mirror"),
+        "--data-root",
+        str(tmp_path / "data"),
+        "--raw-root",
+        str(tmp_path / "raw"),
+    )
     assert code != 0
     assert err.count("\n") == 1 and "data-utf8.csv.gz" in err and "checksum mismatch" in err
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))
 
 
 def test_missing_mirror_file_and_unknown_names(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "prepare", "--dataset", "ml-1m", "--offline", "--mirror", str(tmp_path), "--data-root", str(tmp_path / "d"), "--raw-root", str(tmp_path / "raw"))
+    code, _, err = run_cli(
+        capsys,
+        "prepare",
+        "--dataset",
+        "ml-1m",
+        "--offline",
+        "--mirror",
+        str(tmp_path),
+        "--data-root",
+        str(tmp_path / "d"),
+        "--raw-root",
+        str(tmp_path / "raw"),
+    )
     assert code != 0 and "ml-1m" in err and "atomic/ml-1m/ml-1m.inter" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "prepare", "--dataset", "ml-2m", "--offline")
     assert code != 0 and "unknown dataset 'ml-2m'" in err
@@ -90,7 +150,9 @@ def test_missing_mirror_file_and_unknown_names(tmp_path, capsys):
 
 
 def test_fetch_copies_verified_files(mirror, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "fetch", "--dataset", "ml-1m", "--offline", "--mirror", str(mirror), "--raw-root", str(tmp_path / "raw"))
+    code, out, _ = run_cli(
+        capsys, "fetch", "--dataset", "ml-1m", "--offline", "--mirror", str(mirror), "--raw-root", str(tmp_path / "raw")
+    )
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "raw" / "ml-1m").iterdir()) == ["ml-1m.inter", "ml-1m.item"]
     # Prepared from the local copies alone, with no mirror.
@@ -100,7 +162,19 @@ def test_fetch_copies_verified_files(mirror, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_office_partial_release(mirror, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "stats", "--dataset", "Office", "--json", "--mirror", str(mirror), "--data-root", str(tmp_path / "data"), "--raw-root", str(tmp_path / "raw"))
+    code, out, _ = run_cli(
+        capsys,
+        "stats",
+        "--dataset",
+        "Office",
+        "--json",
+        "--mirror",
+        str(mirror),
+        "--data-root",
+        str(tmp_path / "data"),
+        "--raw-root",
+        str(tmp_path / "raw"),
+    )
     assert code == 0
     stats = json.loads(out)
     assert (stats["users"], stats["items"]) == (87346, 25986)

@@ -36,7 +36,9 @@ def test_presets_resolve_and_build(name: str) -> None:
     for preset, values in entry.presets.items():
         config = entry.config({PRESET: preset})
         assert config == {**entry.defaults, **values, PRESET: preset}
-        model = create_model(name, info, {PRESET: preset, "pretrain_epochs": 0} if "pretrain_epochs" in config else {PRESET: preset})
+        model = create_model(
+            name, info, {PRESET: preset, "pretrain_epochs": 0} if "pretrain_epochs" in config else {PRESET: preset}
+        )
         assert model.config[PRESET] == preset
     assert entry.config({PRESET: DEFAULT_PRESET}) == entry.defaults  # the defaults, nothing recorded
 
@@ -78,7 +80,9 @@ def test_official_learning_rate_1e4_is_searched_where_the_official_code_uses_it(
 
 def test_preset_is_a_grid_dimension_of_tune() -> None:
     entry = get_model("SASRec")
-    grid = _space_grid(entry, TuneSpec(model="SASRec", dataset="x", storage="sqlite://", grid={PRESET: ("default", "official")}))
+    grid = _space_grid(
+        entry, TuneSpec(model="SASRec", dataset="x", storage="sqlite://", grid={PRESET: ("default", "official")})
+    )
     assert grid == {PRESET: ("default", "official")}
 
 
@@ -87,13 +91,18 @@ def test_authors_code_variants_use_random_text() -> None:
         config = get_model(name).config({PRESET: "authors-code"})
         assert config["random_text"] is True and config["hidden_size"] == 300
     s3rec = get_model("S3-Rec")
-    assert (s3rec.defaults["aap_weight"], s3rec.defaults["mip_weight"]) == (1.0, 0.2)  # RecBole 1.2.0, as the authors ran
+    assert (s3rec.defaults["aap_weight"], s3rec.defaults["mip_weight"]) == (
+        1.0,
+        0.2,
+    )  # RecBole 1.2.0, as the authors ran
     official = s3rec.config({PRESET: "official"})
     assert (official["aap_weight"], official["mip_weight"], official["mask_last_item"]) == (0.2, 1.0, True)
 
 
 def test_profiles_declare_their_s3rec_pretraining_length() -> None:
-    assert get_model("S3-Rec").config(load_profile("paper").model_overrides(get_model("S3-Rec")))["pretrain_epochs"] == 300
+    assert (
+        get_model("S3-Rec").config(load_profile("paper").model_overrides(get_model("S3-Rec")))["pretrain_epochs"] == 300
+    )
     for profile in ("reduced", "demo", "gate"):
         spec = load_profile(profile)
         assert spec.model["pretrain_epochs"] < 300 and "S3-Rec pre-trained" in spec.description
@@ -123,4 +132,7 @@ def test_params_yaml_declares_the_tuning_protocols() -> None:
     with pytest.raises(TedbenchError, match="declares no search for model 'TedRec'"):
         protocol.dimensions("TedRec")
     with pytest.raises(TedbenchError, match="no search dimension hidden_size"):
-        search_space(get_model("SASRec"), TuneSpec(model="SASRec", dataset="x", storage="sqlite://", sampler="tpe", dimensions=("hidden_size",)))
+        search_space(
+            get_model("SASRec"),
+            TuneSpec(model="SASRec", dataset="x", storage="sqlite://", sampler="tpe", dimensions=("hidden_size",)),
+        )

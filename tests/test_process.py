@@ -60,7 +60,11 @@ def our_rows(raw: RawInteractions, max_len: int = 50, **kw):
         seq, length, target = splits.batch(rows)
         assert (seq[torch_arange(max_len) >= length[:, None]] == 0).all()
         out[name] = [
-            (seqs.user_tokens[users[p]], tuple(seqs.item_tokens[x - 1] for x in s[:n].tolist()), seqs.item_tokens[t - 1])
+            (
+                seqs.user_tokens[users[p]],
+                tuple(seqs.item_tokens[x - 1] for x in s[:n].tolist()),
+                seqs.item_tokens[t - 1],
+            )
             for p, s, n, t in zip(rows.target_pos.tolist(), seq, length.tolist(), target.tolist())
         ]
     return out
@@ -107,7 +111,10 @@ def test_random_ties_are_seeded_and_only_reorder_ties():
     c = build_sequences(raw, tie_order="random", tie_seed=2)
     f = build_sequences(raw, tie_order="file")
     assert np.array_equal(a.items, b.items) and a.item_tokens == b.item_tokens
-    decode = lambda s: [s.item_tokens[x - 1] for x in s.items]
+
+    def decode(s):
+        return [s.item_tokens[x - 1] for x in s.items]
+
     assert decode(a) != decode(c)
     # Same multiset per user and same timestamps order: only equal-time items move.
     for s in (a, c):

@@ -60,7 +60,9 @@ def truncated_copy(path: Path, keep: float = 0.6) -> Path:
 
 # --------------------------------------------------------------------------- MovieLens 1M (zip)
 
-ML_RATINGS = "1::1193::5::978300760\n1::661::3::978302109\n2::3::4::978298413\n1::914::3::978301968\n2::1193::5::978298000\n"
+ML_RATINGS = (
+    "1::1193::5::978300760\n1::661::3::978302109\n2::3::4::978298413\n1::914::3::978301968\n2::1193::5::978298000\n"
+)
 ML_MOVIES = (
     "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
     "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n"
@@ -93,7 +95,9 @@ def test_ml1m_zip(tmp_path: Path) -> None:
         "3": "Cité des enfants perdus, La 1995 Adventure Sci-Fi.",
         "914": "My Fair Lady 1964 Musical Romance.",
     }
-    assert raw.item_attributes["661"] == ["Animation", "Children's", "Musical"] and raw.item_attributes["1193"] == ["Drama"]
+    assert raw.item_attributes["661"] == ["Animation", "Children's", "Musical"] and raw.item_attributes["1193"] == [
+        "Drama"
+    ]
     assert not raw.prefiltered
 
 
@@ -309,7 +313,12 @@ AMAZON_RATINGS = (
     "B001,U1,4.0,1400000000\n"  # same user/item/time, another rating: a new tuple
 )
 AMAZON_META = [
-    {"asin": "B001", "title": "Pen &amp; Pencil &quot;Set&quot;...", "category": ["Office\nProducts", "Pens"], "brand": "Acme."},
+    {
+        "asin": "B001",
+        "title": "Pen &amp; Pencil &quot;Set&quot;...",
+        "category": ["Office\nProducts", "Pens"],
+        "brand": "Acme.",
+    },
     {"asin": "B002", "title": LONG_TITLE, "description": ["ignored"], "brand": "Big"},
     {"asin": "B001", "title": "a later record is ignored"},
     {"asin": "B004", "category": [], "title": {"name": "X"}, "brand": "..."},
@@ -317,7 +326,9 @@ AMAZON_META = [
 ]
 
 
-def write_amazon(tmp_path: Path, ratings: str = AMAZON_RATINGS, meta_lines: list[str] | None = None) -> tuple[Path, Path]:
+def write_amazon(
+    tmp_path: Path, ratings: str = AMAZON_RATINGS, meta_lines: list[str] | None = None
+) -> tuple[Path, Path]:
     ratings_path = tmp_path / "Office_Products.csv"
     ratings_path.write_text(ratings)
     meta_path = tmp_path / "meta_Office_Products.json.gz"
@@ -460,7 +471,9 @@ def test_recbole_benchmark_bad_input(tmp_path: Path) -> None:
     valid.write_text("".join(lines[:3] + ["1\t2\n"] + lines[3:]))
     assert_error(lambda: read_recbole_benchmark(tmp_path, "Toy"), "Toy.valid.inter", "line 4", "expected 3 fields")
     valid.write_text("".join(lines + lines[1:2]))
-    assert_error(lambda: read_recbole_benchmark(tmp_path, "Toy"), "Toy.valid.inter", f"line {len(lines) + 1}", "second row")
+    assert_error(
+        lambda: read_recbole_benchmark(tmp_path, "Toy"), "Toy.valid.inter", f"line {len(lines) + 1}", "second row"
+    )
     valid.write_text("".join(lines))
 
     train = tmp_path / "Toy.train.inter"
@@ -488,7 +501,11 @@ def write_office(directory: Path) -> dict[str, list[str]]:
     ]
     images = [
         {"id": "7", "image": "7.jpg", "conversations": gpt("Title: other text. Category: X. Brand: Y.")},
-        {"id": "3", "image": "3.jpg", "conversations": gpt("Title: Pad. A4. Category: Paper. Brand: Brand: Moleskine.")},
+        {
+            "id": "3",
+            "image": "3.jpg",
+            "conversations": gpt("Title: Pad. A4. Category: Paper. Brand: Brand: Moleskine."),
+        },
         {"id": "4", "image": "4.jpg", "conversations": gpt("Title: Notebook. Brand: Muji.")},
     ]
     (directory / "IDs_Text_test.json").write_text(json.dumps(ids))

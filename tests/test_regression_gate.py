@@ -37,7 +37,9 @@ def test_compare_applies_both_tolerances() -> None:
 def test_every_registered_model_holds_its_reference(gate_profile, sample_root: Path) -> None:
     reference = load_reference(REPO / REFERENCE)
     result = run_gate(gate_profile, data_root=sample_root, reference_path=REPO / REFERENCE)
-    assert set(result.table["model"]) == set(reference["metrics"]), "models without references: run `tedbench regress --update`"
+    assert set(result.table["model"]) == set(reference["metrics"]), (
+        "models without references: run `tedbench regress --update`"
+    )
     assert not result.failed, "metric regression beyond tolerance:\n" + result.markdown()
 
 

@@ -24,23 +24,57 @@ from benchmark.report.tables import metric_label, table3
 
 USERS = {"ml-1m": 500, "OR": 400}
 # model -> (encoder, rank shift: lower is better)
-MODELS = {"SASRec": (None, 0), "FEARec": (None, -1), "UniSRec": ("minilm", -2), "TedRec": ("minilm", -9), "UniSRec+TedRec": ("minilm", -6)}
+MODELS = {
+    "SASRec": (None, 0),
+    "FEARec": (None, -1),
+    "UniSRec": ("minilm", -2),
+    "TedRec": ("minilm", -9),
+    "UniSRec+TedRec": ("minilm", -6),
+}
 
 
-def make_run(root: Path, dataset: str, model: str, seed: int, ranks: np.ndarray, *, history: np.ndarray,
-             encoder: str | None = None, tag: str | None = None, epochs: int = 5) -> Path:
+def make_run(
+    root: Path,
+    dataset: str,
+    model: str,
+    seed: int,
+    ranks: np.ndarray,
+    *,
+    history: np.ndarray,
+    encoder: str | None = None,
+    tag: str | None = None,
+    epochs: int = 5,
+) -> Path:
     folder = root / dataset / model / (encoder or "id") / (tag or "main").replace("/", "-") / f"seed{seed}"
     folder.mkdir(parents=True)
-    config = {"model": model, "dataset": dataset, "tag": tag, "model_config": {}, "device": "cpu", "environment": {"cpu": "x86_64"}, "trainable_parameters": 1,
-              "train_config": {"seed": seed, "epochs": epochs, "patience": 10, "batch_size": 2048, "max_steps_per_epoch": None}}
+    config = {
+        "model": model,
+        "dataset": dataset,
+        "tag": tag,
+        "model_config": {},
+        "device": "cpu",
+        "environment": {"cpu": "x86_64"},
+        "trainable_parameters": 1,
+        "train_config": {
+            "seed": seed,
+            "epochs": epochs,
+            "patience": 10,
+            "batch_size": 2048,
+            "max_steps_per_epoch": None,
+        },
+    }
     if encoder is not None:
         config["encoder"] = encoder
     (folder / "config.json").write_text(json.dumps(config))
     np.save(folder / "valid_ranks.npy", np.asarray(ranks, dtype=np.int32))
-    (folder / runstate.USERS).write_text("user\ttrain_history\n" + "".join(f"u{i}\t{n}\n" for i, n in enumerate(history)))
+    (folder / runstate.USERS).write_text(
+        "user\ttrain_history\n" + "".join(f"u{i}\t{n}\n" for i, n in enumerate(history))
+    )
     set_test_ranks(folder, ranks)
     seconds = 10.0 + len(model) + seed
-    log = [{"epoch": -1, "stage": "pretrain", "train_seconds": 999.0}] + [{"epoch": e, "train_seconds": seconds, "eval_seconds": 1.0, "loss": 1.0, "valid": {}} for e in range(3)]
+    log = [{"epoch": -1, "stage": "pretrain", "train_seconds": 999.0}] + [
+        {"epoch": e, "train_seconds": seconds, "eval_seconds": 1.0, "loss": 1.0, "valid": {}} for e in range(3)
+    ]
     (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     return folder
 
@@ -50,7 +84,9 @@ def set_test_ranks(folder: Path, ranks: np.ndarray) -> None:
     ranks = np.asarray(ranks, dtype=np.int32)
     np.save(folder / "test_ranks.npy", ranks)
     valid = np.load(folder / "valid_ranks.npy")
-    summary = {split: {k: round(v, 4) for k, v in summarize(r).items()} for split, r in (("test", ranks), ("valid", valid))}
+    summary = {
+        split: {k: round(v, 4) for k, v in summarize(r).items()} for split, r in (("test", ranks), ("valid", valid))
+    }
     (folder / "metrics.json").write_text(json.dumps({"best_epoch": 0, "users": len(ranks), **summary}))
     runstate.mark_done(folder, runstate.settings_of(json.loads((folder / "config.json").read_text())))
 
@@ -64,11 +100,26 @@ def make_workspace(root: Path) -> Path:
         history = rng.integers(3, 118, n)
         for model, (encoder, shift) in MODELS.items():
             for seed in (1,) if (dataset, model) == ("OR", "TedRec") else (1, 2):
-                make_run(runs, dataset, model, seed, np.maximum(1, difficulty + shift + rng.integers(-3, 4, n)),
-                         history=history, encoder=encoder)
+                make_run(
+                    runs,
+                    dataset,
+                    model,
+                    seed,
+                    np.maximum(1, difficulty + shift + rng.integers(-3, 4, n)),
+                    history=history,
+                    encoder=encoder,
+                )
         for tag, shift in (("wo-TF", -4), ("wo-MM", -7)):
-            make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty + shift), history=history, encoder="minilm",
-                     tag=tag)
+            make_run(
+                runs,
+                dataset,
+                "TedRec",
+                1,
+                np.maximum(1, difficulty + shift),
+                history=history,
+                encoder="minilm",
+                tag=tag,
+            )
         make_run(runs, dataset, "TedRec", 1, np.maximum(1, difficulty - 3), history=history, encoder="random")
     return runs
 
@@ -88,10 +139,16 @@ def md_rows(path: Path) -> list[list[str]]:
 
 
 def digests(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
-def seed_vector(runs: Path, dataset: str, model: str, encoder: str | None, seeds: tuple[int, ...], metric: str) -> np.ndarray:
+def seed_vector(
+    runs: Path, dataset: str, model: str, encoder: str | None, seeds: tuple[int, ...], metric: str
+) -> np.ndarray:
     folders = [runs / dataset / model / (encoder or "id") / "main" / f"seed{s}" for s in seeds]
     return np.mean([per_user_metrics(np.load(f / "test_ranks.npy"))[metric] for f in folders], axis=0)
 
@@ -100,7 +157,17 @@ def test_report_rebuilds_byte_identical(built):
     runs, out, summary = built
     assert summary["encoder"] == "minilm" and summary["runs"] == 2 * 2 * len(MODELS) - 1 + 2 * 3
     first = digests(out)
-    for name in ("table3", "table3_tests", "table3_vs_paper", "table4", "table4_tests", "table4_vs_paper", "table5", "table5_vs_paper", "timings"):
+    for name in (
+        "table3",
+        "table3_tests",
+        "table3_vs_paper",
+        "table4",
+        "table4_tests",
+        "table4_vs_paper",
+        "table5",
+        "table5_vs_paper",
+        "timings",
+    ):
         assert {f"tables/{name}.{ext}" for ext in ("md", "tex", "csv")} <= set(first)
     for name in ("fig3_ablation", "fig4_efficiency", "fig5_user_groups"):
         assert {f"figures/{name}.png", f"figures/{name}.svg"} <= set(first)
@@ -112,10 +179,20 @@ def test_headline_metrics_and_caption(built):
     runs, out, _ = built
     headline = json.loads((out / "metrics.json").read_text())
     assert headline["ml-1m"]["best_baseline_model"] == {"recall@10": "UniSRec", "ndcg@10": "UniSRec"}
-    assert headline["ml-1m"]["TedRec"]["recall@10"] == pytest.approx(seed_vector(runs, "ml-1m", "TedRec", "minilm", (1, 2), "recall@10").mean(), abs=1e-6)
+    assert headline["ml-1m"]["TedRec"]["recall@10"] == pytest.approx(
+        seed_vector(runs, "ml-1m", "TedRec", "minilm", (1, 2), "recall@10").mean(), abs=1e-6
+    )
     caption = (out / "tables" / "table3.md").read_text()
-    phrases = ("better and Holm-adjusted p < 0.01", "two-sided paired t-test", "unit of pairing = test user", "Holm correction over the 8",
-               "ml-1m 500; OR 400", "Seeds: 1, 2", "seed 2024", "NOT the paper's budget: epochs=5 (paper 300)")
+    phrases = (
+        "better and Holm-adjusted p < 0.01",
+        "two-sided paired t-test",
+        "unit of pairing = test user",
+        "Holm correction over the 8",
+        "ml-1m 500; OR 400",
+        "Seeds: 1, 2",
+        "seed 2024",
+        "NOT the paper's budget: epochs=5 (paper 300)",
+    )
     for phrase in phrases:
         assert phrase in caption
 
@@ -126,7 +203,11 @@ def test_star_follows_tedrecs_advantage(tmp_path):
     def starred() -> dict[tuple[str, str], bool]:
         tables = table3(RunIndex.load(runs), encoder="minilm", tag=None)
         tests = tables[1].data.set_index(["dataset", "metric"])["significant"].to_dict()
-        marks = {(row["Dataset"], row["Metric"]): row["TedRec"].star for _, row in tables[0].frame.iterrows() if row["Dataset"] in USERS}
+        marks = {
+            (row["Dataset"], row["Metric"]): row["TedRec"].star
+            for _, row in tables[0].frame.iterrows()
+            if row["Dataset"] in USERS
+        }
         assert marks == {(d, metric_label(m)): v for (d, m), v in tests.items()}  # no significantly-worse cases here
         return tests
 
@@ -135,7 +216,9 @@ def test_star_follows_tedrecs_advantage(tmp_path):
     original = np.load(ours / "test_ranks.npy")
     set_test_ranks(ours, np.load(runs / "OR" / "UniSRec" / "minilm" / "main" / "seed1" / "test_ranks.npy"))
     result = starred()
-    assert not any(v for (d, _), v in result.items() if d == "OR") and all(v for (d, _), v in result.items() if d == "ml-1m")
+    assert not any(v for (d, _), v in result.items() if d == "OR") and all(
+        v for (d, _), v in result.items() if d == "ml-1m"
+    )
     set_test_ranks(ours, np.load(runs / "OR" / "SASRec" / "id" / "main" / "seed1" / "test_ranks.npy") + 30)
     tables = table3(RunIndex.load(runs), encoder="minilm", tag=None)
     worse = tables[1].data.set_index(["dataset", "metric"]).loc["OR"]
@@ -163,7 +246,10 @@ def test_pvalues_equal_scipy_on_the_same_vectors(built):
 
 def test_holm_equals_statsmodels():
     rng = np.random.default_rng(1)
-    cases = [rng.random(m) ** 4 for m in (1, 2, 7, 20, 60)] + [np.array([0.01, 0.01, 0.04, 0.5]), np.array([0.0, 1.0, 0.2])]
+    cases = [rng.random(m) ** 4 for m in (1, 2, 7, 20, 60)] + [
+        np.array([0.01, 0.01, 0.04, 0.5]),
+        np.array([0.0, 1.0, 0.2]),
+    ]
     for p in cases:
         assert np.allclose(holm(p), multipletests(p, method="holm")[1])
     assert holm([]).shape == (0,)
@@ -173,9 +259,17 @@ def test_bootstrap_ci_agrees_with_scipy():
     rng = np.random.default_rng(2)
     diff = rng.normal(0.02, 0.3, 1500)
     ours = bootstrap_ci(diff)
-    same = stats.bootstrap((diff,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
+    same = stats.bootstrap(
+        (diff,),
+        np.mean,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(BOOTSTRAP_SEED),
+    ).confidence_interval
     assert np.allclose(ours, (same.low, same.high), atol=1e-12)
-    other = stats.bootstrap((diff,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(7)).confidence_interval
+    other = stats.bootstrap(
+        (diff,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(7)
+    ).confidence_interval
     se = diff.std(ddof=1) / np.sqrt(len(diff))
     assert np.allclose(ours, (other.low, other.high), atol=0.3 * se)  # Monte-Carlo sd of each bound is about 0.06 se
     test = paired_test(diff + 1, np.ones_like(diff))
@@ -200,7 +294,12 @@ def test_paper_vs_ours_delta_hand_made(tmp_path):
     versus = table3(RunIndex.load(runs), encoder=None, tag=None)[2]
     data = versus.data.set_index(["dataset", "metric", "model"])
     row = data.loc[("ml-1m", "recall@10", "SASRec")]
-    assert row["paper"] == 0.23 and row["ours"] == pytest.approx(0.375) and row["delta"] == pytest.approx(0.145) and row["rel_delta"] == pytest.approx(0.145 / 0.23)
+    assert (
+        row["paper"] == 0.23
+        and row["ours"] == pytest.approx(0.375)
+        and row["delta"] == pytest.approx(0.145)
+        and row["rel_delta"] == pytest.approx(0.145 / 0.23)
+    )
     ndcg = ((1 + 1 / np.log2(6)) / 4 + 1 / 4) / 2
     assert data.loc[("ml-1m", "ndcg@10", "SASRec"), "delta"] == pytest.approx(ndcg - 0.1146)
     assert data.loc[("OR", "recall@10", "TedRec"), ["ours", "delta"]].isna().all()

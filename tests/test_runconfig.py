@@ -17,8 +17,11 @@ def test_model_options_precedence_defaults_profile_file_set_lr(tmp_path: Path) -
     tuned = tmp_path / "best.json"
     tuned.write_text(json.dumps({"params": {"learning_rate": 0.005, "n_exps": 2, "hidden_dropout_prob": 0.3}}))
     reduced = load_profile("reduced")
-    run = resolve("TedRec", profile=reduced, sources=[("tuned", options_file(tuned)), ("--set", {"n_exps": 6}),
-                                                      ("--lr", {"learning_rate": 1e-4})])
+    run = resolve(
+        "TedRec",
+        profile=reduced,
+        sources=[("tuned", options_file(tuned)), ("--set", {"n_exps": 6}), ("--lr", {"learning_rate": 1e-4})],
+    )
     assert run.model_config["hidden_size"] == reduced.model["hidden_size"]  # the profile over the default (300)
     assert run.model_config["hidden_dropout_prob"] == 0.3  # the file over the default
     assert run.model_config["n_exps"] == 6  # --set over the file over the profile
@@ -52,10 +55,30 @@ def test_a_source_names_itself_in_errors(tmp_path: Path) -> None:
 def test_the_cli_resolves_through_the_same_path(tmp_path: Path) -> None:
     tuned = tmp_path / "best.json"
     tuned.write_text(json.dumps({"params": {"learning_rate": 0.005}}))
-    args = build_parser().parse_args(["train", "--model", "TedRec", "--dataset", "OR-sample", "--profile", "reduced",
-                                      "--params", str(tuned), "--set", "n_exps=2", "--epochs", "4", "--seed", "9"])
-    expected = resolve("TedRec", profile=load_profile("reduced"),
-                       sources=[("file", {"learning_rate": 0.005}), ("set", {"n_exps": 2})],
-                       budget=train_budget(load_profile("reduced"), epochs=4, seed=9))
+    args = build_parser().parse_args(
+        [
+            "train",
+            "--model",
+            "TedRec",
+            "--dataset",
+            "OR-sample",
+            "--profile",
+            "reduced",
+            "--params",
+            str(tuned),
+            "--set",
+            "n_exps=2",
+            "--epochs",
+            "4",
+            "--seed",
+            "9",
+        ]
+    )
+    expected = resolve(
+        "TedRec",
+        profile=load_profile("reduced"),
+        sources=[("file", {"learning_rate": 0.005}), ("set", {"n_exps": 2})],
+        budget=train_budget(load_profile("reduced"), epochs=4, seed=9),
+    )
     got = _resolved(args, "TedRec")
     assert (got.model_config, got.train_config) == (expected.model_config, expected.train_config)

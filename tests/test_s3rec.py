@@ -15,7 +15,16 @@ from baselines.s3rec import S3Rec, attribute_nll, right_to_left_padding
 from benchmark.layers.blocks import bidirectional_padding_mask, causal_padding_mask
 from benchmark.model import Batch
 from benchmark.registry import get_model
-from tests.modelkit import adam_losses, fit_one_epoch, ml1m_model, right_padded, small_model, small_splits, trainable, training_batch
+from tests.modelkit import (
+    adam_losses,
+    fit_one_epoch,
+    ml1m_model,
+    right_padded,
+    small_model,
+    small_splits,
+    trainable,
+    training_batch,
+)
 
 small_s3rec = partial(small_model, "S3-Rec")
 
@@ -67,7 +76,13 @@ def test_pretrain_inputs_invariants() -> None:
     left = right_to_left_padding(seq, length)
     real = left != 0
     assert torch.equal(inputs.positive, left)
-    for rows in (inputs.masked, inputs.negative, inputs.segment_masked, inputs.segment_positive, inputs.segment_negative):
+    for rows in (
+        inputs.masked,
+        inputs.negative,
+        inputs.segment_masked,
+        inputs.segment_positive,
+        inputs.segment_negative,
+    ):
         assert torch.equal(rows != 0, real)  # same left padding everywhere
     is_masked = inputs.masked == mask
     assert not (is_masked & ~real).any()  # masked positions exclude padding
@@ -80,12 +95,22 @@ def test_pretrain_inputs_invariants() -> None:
     assert torch.equal(inputs.negative[~is_masked], left[~is_masked])
     pool = seq[seq != 0]
     for b, n in enumerate(lengths):
-        masked_segment, pos, neg = inputs.segment_masked[b, -n:], inputs.segment_positive[b, -n:], inputs.segment_negative[b, -n:]
+        masked_segment, pos, neg = (
+            inputs.segment_masked[b, -n:],
+            inputs.segment_positive[b, -n:],
+            inputs.segment_negative[b, -n:],
+        )
         if n < 2:
-            assert torch.equal(masked_segment, left[b, -n:]) and torch.equal(pos, left[b, -n:]) and torch.equal(neg, left[b, -n:])
+            assert (
+                torch.equal(masked_segment, left[b, -n:])
+                and torch.equal(pos, left[b, -n:])
+                and torch.equal(neg, left[b, -n:])
+            )
             continue
         span = (masked_segment == mask).nonzero().squeeze(1)
-        assert 1 <= len(span) <= n // 2 and torch.equal(span, torch.arange(span[0], span[-1] + 1))  # one contiguous span
+        assert 1 <= len(span) <= n // 2 and torch.equal(
+            span, torch.arange(span[0], span[-1] + 1)
+        )  # one contiguous span
         outside = masked_segment != mask
         assert torch.equal(masked_segment[outside], left[b, -n:][outside])
         assert (pos[outside] == mask).all() and torch.equal(pos[~outside], left[b, -n:][~outside])
@@ -152,7 +177,9 @@ def test_chunked_attribute_loss_equals_one_chunk() -> None:
     torch.testing.assert_close(chunked, whole)
     for got, want in zip(torch.autograd.grad(chunked.sum(), (query, table)), (grad_query, grad_table)):
         torch.testing.assert_close(got, want)
-    direct = F.binary_cross_entropy_with_logits(query @ table.t(), F.one_hot(label, 23).double(), reduction="none").sum(-1)
+    direct = F.binary_cross_entropy_with_logits(query @ table.t(), F.one_hot(label, 23).double(), reduction="none").sum(
+        -1
+    )
     torch.testing.assert_close(whole, direct)
 
 

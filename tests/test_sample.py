@@ -19,7 +19,14 @@ from benchmark.fsutil import file_digest
 
 BUNDLED = BUNDLED_DIR / "OR-sample.csv.gz"
 # `tedbench stats --dataset OR-sample` (5-core, the default tie order and seed).
-EXPECTED_STATS = {"users": 1600, "items": 1373, "interactions": 31125, "raw_interactions": 32725, "sparsity": 98.5851, "avg_length": 20.4531}
+EXPECTED_STATS = {
+    "users": 1600,
+    "items": 1373,
+    "interactions": 31125,
+    "raw_interactions": 32725,
+    "sparsity": 98.5851,
+    "avg_length": 20.4531,
+}
 HEADER = ",".join(COLUMNS) + "\n"
 
 
@@ -65,17 +72,37 @@ def test_prepare_needs_no_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_stats_command_offline(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    assert main(["stats", "--dataset", "OR-sample", "--data-root", str(tmp_path / "data"), "--raw-root", str(tmp_path / "raw"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "stats",
+                "--dataset",
+                "OR-sample",
+                "--data-root",
+                str(tmp_path / "data"),
+                "--raw-root",
+                str(tmp_path / "raw"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     stats = json.loads(capsys.readouterr().out)
     assert {k: stats[k] for k in EXPECTED_STATS} == EXPECTED_STATS
 
 
 def test_builder_is_deterministic(tmp_path: Path):
-    first = build_sample("OR-sample", invoices=40, items=500, seed=7, out=tmp_path / "a.csv.gz", mirror=None, raw_root=tmp_path)
-    second = build_sample("OR-sample", invoices=40, items=500, seed=7, out=tmp_path / "b" / "b.csv.gz", mirror=None, raw_root=tmp_path)
+    first = build_sample(
+        "OR-sample", invoices=40, items=500, seed=7, out=tmp_path / "a.csv.gz", mirror=None, raw_root=tmp_path
+    )
+    second = build_sample(
+        "OR-sample", invoices=40, items=500, seed=7, out=tmp_path / "b" / "b.csv.gz", mirror=None, raw_root=tmp_path
+    )
     assert (tmp_path / "a.csv.gz").read_bytes() == (tmp_path / "b" / "b.csv.gz").read_bytes()
     assert first["sha256"] == second["sha256"] and first["invoices_written"] <= 40
-    other = build_sample("OR-sample", invoices=40, items=500, seed=8, out=tmp_path / "c.csv.gz", mirror=None, raw_root=tmp_path)
+    other = build_sample(
+        "OR-sample", invoices=40, items=500, seed=8, out=tmp_path / "c.csv.gz", mirror=None, raw_root=tmp_path
+    )
     assert other["sha256"] != first["sha256"]
     written = lines(tmp_path / "a.csv.gz")
     assert written[0].decode() == HEADER and len(written) == first["rows"] + 1
@@ -135,7 +162,13 @@ def test_recorded_command_rebuilds_the_bundled_rows(mirror: Path, tmp_path: Path
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict, message: str):
-    options = {"dataset": "OR-sample", "seed": 1, "out": tmp_path / "s.csv.gz", "mirror": None, "raw_root": tmp_path} | kwargs
+    options = {
+        "dataset": "OR-sample",
+        "seed": 1,
+        "out": tmp_path / "s.csv.gz",
+        "mirror": None,
+        "raw_root": tmp_path,
+    } | kwargs
     with pytest.raises(TedbenchError, match=message):
         build_sample(options.pop("dataset"), **options)
     assert not (tmp_path / "s.csv.gz").exists()
@@ -154,7 +187,9 @@ def test_bad_csv_names_the_line():
 
 def test_missing_source_is_a_clear_error(tmp_path: Path):
     with pytest.raises(TedbenchError, match="no complete form found"):
-        build_sample("OR", invoices=10, seed=1, out=tmp_path / "s.csv.gz", mirror=tmp_path / "no-mirror", raw_root=tmp_path)
+        build_sample(
+            "OR", invoices=10, seed=1, out=tmp_path / "s.csv.gz", mirror=tmp_path / "no-mirror", raw_root=tmp_path
+        )
 
 
 def test_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -25,7 +25,14 @@ def test_registry_entry() -> None:
     entry = get_model("SASRec")
     assert entry.defaults["hidden_size"] == 300 and entry.defaults["learning_rate"] == 1e-3
     assert entry.defaults["hidden_dropout_prob"] == entry.defaults["attn_dropout_prob"] == 0.5
-    assert set(entry.search_space) == {"learning_rate", "preset", "hidden_dropout_prob", "attn_dropout_prob", "n_layers", "n_heads"}
+    assert set(entry.search_space) == {
+        "learning_rate",
+        "preset",
+        "hidden_dropout_prob",
+        "attn_dropout_prob",
+        "n_layers",
+        "n_heads",
+    }
     assert all(300 % h == 0 for h in entry.search_space["n_heads"].choices)
     assert not entry.needs_text
 
@@ -62,7 +69,9 @@ def test_encode_reads_the_last_real_position_and_eval_is_deterministic() -> None
     torch.manual_seed(0)
     model = create_model("SASRec", DatasetInfo(n_items=100, max_len=10), SMALL).eval()
     seq, length = right_padded([10, 4, 1], 10, 100)
-    torch.testing.assert_close(model.encode(seq, length), gather_last(all_positions(model, seq), length), rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        model.encode(seq, length), gather_last(all_positions(model, seq), length), rtol=0, atol=1e-6
+    )
     assert torch.equal(model.full_sort_scores(seq, length), model.full_sort_scores(seq, length))
     model.train()
     assert not torch.equal(model.encode(seq, length), model.encode(seq, length))

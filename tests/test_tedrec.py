@@ -13,7 +13,16 @@ from benchmark.layers.blocks import causal_padding_mask
 from benchmark.model import Batch, DatasetInfo
 from benchmark.registry import create_model, get_model
 from tedrec import FrequencyFusion, TedRec
-from tests.modelkit import SMALL, adam_losses, circular_convolution, ml1m_model, right_padded, small_model, text_matrix, trainable
+from tests.modelkit import (
+    SMALL,
+    adam_losses,
+    circular_convolution,
+    ml1m_model,
+    right_padded,
+    small_model,
+    text_matrix,
+    trainable,
+)
 
 small_tedrec = partial(small_model, "TedRec")
 
@@ -25,7 +34,9 @@ def test_registry_entry() -> None:
     assert entry.defaults["adaptor_dropout_prob"] == 0.2 and entry.defaults["learning_rate"] == 1e-3
     assert entry.defaults["modulation"] == "position"
     assert entry.defaults["use_id_filter"] and entry.defaults["use_text_fusion"] and entry.defaults["use_gates"]
-    assert {"n_exps", "temperature", "hidden_dropout_prob", "attn_dropout_prob", "adaptor_dropout_prob"} <= set(entry.search_space)
+    assert {"n_exps", "temperature", "hidden_dropout_prob", "attn_dropout_prob", "adaptor_dropout_prob"} <= set(
+        entry.search_space
+    )
 
 
 @pytest.mark.parametrize(("text_dim", "expected"), [(768, 4_252_702), (384, 3_171_358)])
@@ -92,12 +103,15 @@ def test_fusion_output_and_ablations() -> None:
     assert no_gates.id_gate is None and no_gates.fusion_gate is None
 
 
-@pytest.mark.parametrize(("overrides", "missing"), [
-    ({"modulation": "global"}, 4 * (8 - 1) * 24),
-    ({"modulation": "none"}, 4 * 8 * 24),
-    ({"use_id_filter": False}, 5 * 32 * 2),
-    ({"use_gates": False}, 2 * 33),
-])
+@pytest.mark.parametrize(
+    ("overrides", "missing"),
+    [
+        ({"modulation": "global"}, 4 * (8 - 1) * 24),
+        ({"modulation": "none"}, 4 * 8 * 24),
+        ({"use_id_filter": False}, 5 * 32 * 2),
+        ({"use_gates": False}, 2 * 33),
+    ],
+)
 def test_ablation_parameter_counts(overrides: dict, missing: int) -> None:
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(small_tedrec()) - count(small_tedrec(**overrides)) == missing
@@ -117,7 +131,10 @@ def naive_tedrec_scores(model: TedRec, seq: torch.Tensor, length: torch.Tensor) 
     weight = torch.view_as_complex(fusion.id_filter.complex_weight)
     item_conv = torch.fft.irfft(item_fft * weight, n=seq.size(1), dim=1, norm="ortho")
     fusion_conv = torch.fft.irfft(text_fft * item_fft, n=seq.size(1), dim=1, norm="ortho")
-    fused = 2 * (item_conv * torch.sigmoid(fusion.id_gate(item_conv)) + fusion_conv * torch.sigmoid(fusion.fusion_gate(fusion_conv)))
+    fused = 2 * (
+        item_conv * torch.sigmoid(fusion.id_gate(item_conv))
+        + fusion_conv * torch.sigmoid(fusion.fusion_gate(fusion_conv))
+    )
     stage = model.embedding
     hidden = stage.layer_norm(fused + stage.position_embedding.weight)
     mask = causal_padding_mask(seq).to(hidden.dtype)
@@ -142,7 +159,9 @@ def test_eval_forward_equals_official_transcription() -> None:
         for p in (model.adaptor.w_gate, model.adaptor.bias):
             p.normal_(0, 0.1)
     seq, length = right_padded([8, 5, 1, 2], 8, 60)
-    torch.testing.assert_close(model.full_sort_scores(seq, length), naive_tedrec_scores(model, seq, length), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(
+        model.full_sort_scores(seq, length), naive_tedrec_scores(model, seq, length), rtol=1e-10, atol=1e-12
+    )
     training_scores = model.score_items(model.encode(seq, length), training=True)
     torch.testing.assert_close(training_scores, model.full_sort_scores(seq, length) / 0.07)
 

@@ -56,26 +56,50 @@ def _build_bert(folder: Path) -> None:
     folder.mkdir()
     (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=5 + len(WORDS),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(folder)
 
 
 def _build_t5(folder: Path) -> None:
     tokenizer = _word_level(["<pad>", "</s>", "<unk>"], "$A </s>")
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(folder)
-    config = T5Config(vocab_size=3 + len(WORDS), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
-                      pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(folder)
+    config = T5Config(
+        vocab_size=3 + len(WORDS),
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=2,
+        num_heads=2,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
     T5EncoderModel(config).save_pretrained(folder)
 
 
 def _build_llama(folder: Path) -> None:
     tokenizer = _word_level(["<unk>", "<s>", "</s>"], "<s> $A")
-    PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>",
-                            unk_token="<unk>").save_pretrained(folder)  # no pad token, like Llama 2
-    config = LlamaConfig(vocab_size=3 + len(WORDS), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(folder)  # no pad token, like Llama 2
+    config = LlamaConfig(
+        vocab_size=3 + len(WORDS),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     LlamaModel(config).save_pretrained(folder)
 
 
@@ -210,8 +234,9 @@ def test_embedding_files_are_byte_identical_across_runs(tiny: dict[str, Path], t
     texts = ["red mug", "blue mug with a handle", ""]
     written = []
     for attempt in ("a", "b"):
-        result = embed_texts(texts, "bert-cls", cache_dir=tmp_path / attempt, device="cpu",
-                             model_path_override=tiny["bert"])
+        result = embed_texts(
+            texts, "bert-cls", cache_dir=tmp_path / attempt, device="cpu", model_path_override=tiny["bert"]
+        )
         written.append({p.relative_to(tmp_path / attempt): p.read_bytes() for p in (tmp_path / attempt).rglob("*.*")})
         assert not result.cache_hit
     assert written[0] == written[1] and len(written[0]) == 2

@@ -134,7 +134,9 @@ def test_smlp_shares_one_block_across_layers() -> None:
 def test_encode_reads_last_real_position_and_eval_is_deterministic(name: str, overrides: dict) -> None:
     model = small_model(name, **overrides).eval()
     seq, length = right_padded([10, 7, 3, 1])
-    torch.testing.assert_close(model.encode(seq, length), gather_last(model.hidden_states(seq), length), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        model.encode(seq, length), gather_last(model.hidden_states(seq), length), rtol=1e-5, atol=1e-6
+    )
     scores = model.full_sort_scores(seq, length)
     assert scores.shape == (4, N_ITEMS) and torch.equal(scores, model.full_sort_scores(seq, length))
     torch.testing.assert_close(scores, model.encode(seq, length) @ model.item_embedding.weight.t())
@@ -191,8 +193,13 @@ def test_sasrecf_is_concat_linear_then_sasrec_embedding() -> None:
     text = torch.relu(model.text.linear(text_matrix(N_ITEMS, TEXT_DIM)[seq]))
     layer = model.concat_layer.layers[0]
     fused = torch.cat([model.item_embedding.weight[seq], text], dim=-1) @ layer.weight.t() + layer.bias
-    h0 = F.layer_norm(fused + model.embedding.position_embedding.weight, (16,), model.embedding.layer_norm.weight,
-                      model.embedding.layer_norm.bias, eps=1e-12)
+    h0 = F.layer_norm(
+        fused + model.embedding.position_embedding.weight,
+        (16,),
+        model.embedding.layer_norm.weight,
+        model.embedding.layer_norm.bias,
+        eps=1e-12,
+    )
     expected = model.encoder(h0, causal_padding_mask(seq))
     torch.testing.assert_close(model.hidden_states(seq), expected, rtol=1e-5, atol=1e-6)
     assert len(small_model("SASRecF", fusion_layers=3).concat_layer.layers) == 3
@@ -253,7 +260,9 @@ def test_dif_attention_matches_official_transcription(fusion_type: str) -> None:
     expected = official_dif_attention(layer, x, attr, pos, mask)
     torch.testing.assert_close(layer(x, attr, pos, mask), expected, rtol=1e-5, atol=1e-5)
     rows = length - 1
-    torch.testing.assert_close(layer(x, attr, pos, mask, rows).squeeze(1), gather_last(expected, length), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        layer(x, attr, pos, mask, rows).squeeze(1), gather_last(expected, length), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_difsr_input_has_no_position_embedding_and_raw_streams() -> None:
@@ -262,12 +271,15 @@ def test_difsr_input_has_no_position_embedding_and_raw_streams() -> None:
     layer = model.layers[0]
     x = F.layer_norm(model.item_embedding.weight[seq], (16,), model.layer_norm.weight, model.layer_norm.bias, eps=1e-12)
     attr = torch.relu(model.text.linear(text_matrix(N_ITEMS, TEXT_DIM)[seq]))
-    expected = layer.feed_forward(official_dif_attention(layer.attention, x, attr, model.position_embedding.weight, causal_padding_mask(seq)))
+    expected = layer.feed_forward(
+        official_dif_attention(layer.attention, x, attr, model.position_embedding.weight, causal_padding_mask(seq))
+    )
     torch.testing.assert_close(model.hidden_states(seq), expected, rtol=1e-5, atol=1e-5)
 
 
 def official_smlp(block: SMLPBlock, x: torch.Tensor) -> torch.Tensor:
     """Transcription of the released SMLP.forward (eval mode): mixers along transposed axes."""
+
     def mlp(axis_mlp, t):
         return F.linear(F.gelu(F.linear(t, axis_mlp.fc1.weight)), axis_mlp.fc2.weight)
 
@@ -286,11 +298,15 @@ def test_smlp_block_matches_released_code_and_read_path() -> None:
     expected = official_smlp(block, x)
     torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-5)
     rows, batch = torch.tensor([9, 0, 4, 6]), torch.arange(4)
-    torch.testing.assert_close(block.read(x[:, 0], x[batch, :, rows], rows), expected[batch, 0, rows], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        block.read(x[:, 0], x[batch, :, rows], rows), expected[batch, 0, rows], rtol=1e-5, atol=1e-5
+    )
     x_0, x_rows = block.partial(x, rows)
     torch.testing.assert_close(x_0, expected[:, 0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(x_rows, expected[batch, :, rows], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(block.read(x_0, x_rows, rows), official_smlp(block, expected)[batch, 0, rows], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        block.read(x_0, x_rows, rows), official_smlp(block, expected)[batch, 0, rows], rtol=1e-5, atol=1e-5
+    )
     assert block.norm.eps == 1e-5 and all(m.bias is None for m in block.modules() if isinstance(m, nn.Linear))
 
 

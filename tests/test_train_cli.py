@@ -24,11 +24,31 @@ SMALL = ["--set", "hidden_size=16", "--set", "inner_size=32", "--set", "n_layers
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory) -> Path:
-    return import_tiny_dataset(tmp_path_factory.mktemp("train"), 150, 14, 40, lambda user, step: user + step * 2, noise=0.2, seed=1)
+    return import_tiny_dataset(
+        tmp_path_factory.mktemp("train"), 150, 14, 40, lambda user, step: user + step * 2, noise=0.2, seed=1
+    )
 
 
 def train_args(data_root: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--model", "SASRec", "--dataset", "tiny", "--data-root", str(data_root), "--device", "cpu", "--epochs", "8", "--batch-size", "32", "--out", str(out), *SMALL, *extra]
+    return [
+        "train",
+        "--model",
+        "SASRec",
+        "--dataset",
+        "tiny",
+        "--data-root",
+        str(data_root),
+        "--device",
+        "cpu",
+        "--epochs",
+        "8",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+        *SMALL,
+        *extra,
+    ]
 
 
 def test_train_writes_config_log_metrics_and_ranks(data_root, tmp_path):
@@ -48,7 +68,11 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(data_root, tmp_path):
     whole = tmp_path / "whole"
     assert main(train_args(data_root, whole)) == 0
     cut = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *train_args(data_root, cut)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmark.cli", *train_args(data_root, cut)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log = cut / "log.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):

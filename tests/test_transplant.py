@@ -30,9 +30,11 @@ from tests.recbolekit import recbole
 CODE = os.environ.get("TEDBENCH_TEDREC_CODE")
 pytestmark = [
     pytest.mark.parity,
-    pytest.mark.skipif(not CODE or not (Path(CODE) / "tedrec.py").is_file(),
-                       reason="no official TedRec checkout: set TEDBENCH_TEDREC_CODE to a checkout of "
-                              "RUCAIBox/TedRec@e6b3cb9 (CI cannot fetch it)"),
+    pytest.mark.skipif(
+        not CODE or not (Path(CODE) / "tedrec.py").is_file(),
+        reason="no official TedRec checkout: set TEDBENCH_TEDREC_CODE to a checkout of "
+        "RUCAIBox/TedRec@e6b3cb9 (CI cannot fetch it)",
+    ),
 ]
 TINY = {"hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_exps": 2}
 NAMES = NAME_MAPS["TedRec"]
@@ -41,9 +43,18 @@ NAMES = NAME_MAPS["TedRec"]
 @pytest.fixture(scope="module")
 def setup(sample_root: Path, tmp_path_factory: pytest.TempPathFactory):
     recbole()
-    return prepare("TedRec", "OR-sample", data_root=sample_root, overrides=TINY, train_config=TrainConfig(),
-                   against="official", reference_code=Path(CODE), device="cpu",
-                   work=tmp_path_factory.mktemp("transplant"), encoder="random")
+    return prepare(
+        "TedRec",
+        "OR-sample",
+        data_root=sample_root,
+        overrides=TINY,
+        train_config=TrainConfig(),
+        against="official",
+        reference_code=Path(CODE),
+        device="cpu",
+        work=tmp_path_factory.mktemp("transplant"),
+        encoder="random",
+    )
 
 
 def perturbed(state: dict[str, torch.Tensor], seed: int, keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
@@ -93,20 +104,56 @@ def test_each_side_scores_the_other_sides_weights_identically(setup, states) -> 
     ours, theirs, _ = states
     rows = transplant(setup, 2020, ours, theirs)
     assert [(r["weights"], r["split"]) for r in rows] == [
-        ("tedbench", "valid"), ("tedbench", "test"), ("official", "valid"), ("official", "test")]
+        ("tedbench", "valid"),
+        ("tedbench", "test"),
+        ("official", "valid"),
+        ("official", "test"),
+    ]
     for row in rows:
         assert row["equal"], row
         assert row["score_gap"] < 1e-5
         assert 0 < row["own"]["ndcg@20"] < 1
 
 
-def test_verify_transplant_end_to_end_and_reuses_finished_sides(sample_root: Path, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture) -> None:
-    args = ["verify", "--model", "TedRec", "--dataset", "OR-sample", "--data-root", str(sample_root),
-            "--encoder", "random", "--against", "official", "--reference-code", CODE, "--seeds", "1",
-            "--epochs", "1", "--batch-size", "4096", "--set", "hidden_size=8", "--set", "inner_size=16",
-            "--set", "n_layers=1", "--set", "n_exps=2", "--out", str(tmp_path / "out"), "--work",
-            str(tmp_path / "work"), "--device", "cpu", "--transplant"]
+def test_verify_transplant_end_to_end_and_reuses_finished_sides(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = [
+        "verify",
+        "--model",
+        "TedRec",
+        "--dataset",
+        "OR-sample",
+        "--data-root",
+        str(sample_root),
+        "--encoder",
+        "random",
+        "--against",
+        "official",
+        "--reference-code",
+        CODE,
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4096",
+        "--set",
+        "hidden_size=8",
+        "--set",
+        "inner_size=16",
+        "--set",
+        "n_layers=1",
+        "--set",
+        "n_exps=2",
+        "--out",
+        str(tmp_path / "out"),
+        "--work",
+        str(tmp_path / "work"),
+        "--device",
+        "cpu",
+        "--transplant",
+    ]
     assert main(args) == 0
     table = (tmp_path / "out" / "OR-sample.TedRec.paper.official.transplant.md").read_text()
     assert "**EXACT" in table and "| NO |" not in table
@@ -115,5 +162,7 @@ def test_verify_transplant_end_to_end_and_reuses_finished_sides(sample_root: Pat
     assert main(args) == 0  # both sides reused
     assert stored.stat().st_mtime_ns == before
     assert main([*args, "--set", "temperature=0.1"]) == 2
-    assert "tedbench-seed2020/siderun.json: finished with other settings (model_config.temperature)" in \
-        capsys.readouterr().err
+    assert (
+        "tedbench-seed2020/siderun.json: finished with other settings (model_config.temperature)"
+        in capsys.readouterr().err
+    )

@@ -31,7 +31,27 @@ def tiny_root(tmp_path_factory) -> Path:
 
 
 def tune_args(root: Path, *extra: str) -> list[str]:
-    return ["tune", "--model", "SASRec", "--dataset", "tiny", "--data-root", str(root / "data"), "--device", "cpu", "--epochs", "2", "--batch-size", "128", "--results-dir", str(root / "results"), "--runs-dir", str(root / "runs"), *SMALL, *extra]
+    return [
+        "tune",
+        "--model",
+        "SASRec",
+        "--dataset",
+        "tiny",
+        "--data-root",
+        str(root / "data"),
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "128",
+        "--results-dir",
+        str(root / "results"),
+        "--runs-dir",
+        str(root / "runs"),
+        *SMALL,
+        *extra,
+    ]
 
 
 def test_default_storage_runs_the_paper_grid(tiny_root, capsys):
@@ -49,7 +69,28 @@ def test_default_storage_runs_the_paper_grid(tiny_root, capsys):
     assert len(optuna.load_study(study_name=name, storage=storage).get_trials()) == 3
     # The exported parameters are accepted by `tedbench train --params`.
     out = tiny_root / "from-best"
-    assert main(["train", "--model", "SASRec", "--dataset", "tiny", "--data-root", str(tiny_root / "data"), "--device", "cpu", "--epochs", "1", "--params", str(tiny_root / "results" / "best_params" / "tiny" / "SASRec.json"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "SASRec",
+                "--dataset",
+                "tiny",
+                "--data-root",
+                str(tiny_root / "data"),
+                "--device",
+                "cpu",
+                "--epochs",
+                "1",
+                "--params",
+                str(tiny_root / "results" / "best_params" / "tiny" / "SASRec.json"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "config.json").read_text())["model_config"]["learning_rate"] == top.params["learning_rate"]
 
 
@@ -62,12 +103,16 @@ def test_protocol_from_params_yaml_searches_the_declared_dimensions(tiny_root):
     trials = optuna.load_study(study_name=name, storage=storage).get_trials()
     declared = yaml.safe_load(Path("params.yaml").read_text())["tuning"]["baselines"]["search"]["SASRec"]
     assert len(trials) == 2 and all(sorted(t.params) == sorted(declared) for t in trials)
-    assert main(["tune", "--model", "TedRec", "--protocol", "baselines", "--dataset", "tiny"]) == 2  # no search declared
+    assert (
+        main(["tune", "--model", "TedRec", "--protocol", "baselines", "--dataset", "tiny"]) == 2
+    )  # no search declared
 
 
 def spawn(root: Path, storage: str, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "benchmark.cli", *tune_args(root, "--storage", storage, *extra)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
 
 
 def only_study(storage: str) -> optuna.Study:
@@ -83,7 +128,7 @@ def test_two_workers_share_one_postgres_study(tiny_root, postgres_url):
     assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
     params = [tuple(sorted(t.params.items())) for t in trials]
     assert len(set(params)) == 6
-    ran = [json.loads(out[out.index("{"):])["trials_run_by_this_worker"] for out, _ in outputs]
+    ran = [json.loads(out[out.index("{") :])["trials_run_by_this_worker"] for out, _ in outputs]
     assert sum(ran) == 6 and min(ran) >= 1
     best = json.loads((tiny_root / "results" / "best_params" / "tiny" / "SASRec.json").read_text())
     top = max(trials, key=lambda t: (t.value, -t.number))

@@ -34,8 +34,15 @@ pytestmark = pytest.mark.parity
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return import_tiny_dataset(tmp_path_factory.mktemp("verify"), n_users=40, n_steps=9, n_items=25,
-                               next_item=lambda user, step: user + 3 * step, noise=0.2, seed=0)
+    return import_tiny_dataset(
+        tmp_path_factory.mktemp("verify"),
+        n_users=40,
+        n_steps=9,
+        n_items=25,
+        next_item=lambda user, step: user + 3 * step,
+        noise=0.2,
+        seed=0,
+    )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -46,10 +53,35 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def test_verify_trains_both_sides_and_writes_the_tables(data_root: Path, tmp_path: Path) -> None:
     recbole()
     out = tmp_path / "fidelity"
-    args = ["verify", "--model", "SASRec", "--dataset", "tiny", "--data-root", str(data_root), "--seeds", "2",
-            "--epochs", "2", "--batch-size", "64", "--set", "hidden_size=8", "--set", "inner_size=16",
-            "--set", "n_layers=1", "--against", "recbole", "--out", str(out), "--work", str(tmp_path / "work"),
-            "--device", "cpu"]
+    args = [
+        "verify",
+        "--model",
+        "SASRec",
+        "--dataset",
+        "tiny",
+        "--data-root",
+        str(data_root),
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--set",
+        "hidden_size=8",
+        "--set",
+        "inner_size=16",
+        "--set",
+        "n_layers=1",
+        "--against",
+        "recbole",
+        "--out",
+        str(out),
+        "--work",
+        str(tmp_path / "work"),
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     stem = "tiny.SASRec.paper"
     markdown = (out / f"{stem}.md").read_text()
@@ -63,7 +95,11 @@ def test_verify_trains_both_sides_and_writes_the_tables(data_root: Path, tmp_pat
         assert abs(ours - theirs) < 0.05 * theirs  # the same data and model size: CE near ln(26) on both sides
     tests = read_csv(out / f"{stem}.test.csv")
     assert sorted((row["side"], row["seed"]) for row in tests) == [
-        ("recbole", "2020"), ("recbole", "2021"), ("tedbench", "2020"), ("tedbench", "2021")]
+        ("recbole", "2020"),
+        ("recbole", "2021"),
+        ("tedbench", "2020"),
+        ("tedbench", "2021"),
+    ]
     assert all(0 <= float(row["ndcg@10"]) <= 1 for row in tests)
 
 
@@ -74,8 +110,16 @@ def test_the_row_check_detects_different_rows(data_root: Path, tmp_path: Path) -
     splits, info, _ = load_dataset(data_root, "tiny", None, needs_text=False)
     write_atomic(splits, info.n_items, tmp_path / "tedbench")
     model_config = get_model("SASRec").config({"hidden_size": 8, "inner_size": 16})
-    settings = reference_settings(resolve("recbole", "SASRec", model_config, None), model_config, TrainConfig(),
-                                  tmp_path, splits.max_len, 2020, torch.device("cpu"), tmp_path / "work")
+    settings = reference_settings(
+        resolve("recbole", "SASRec", model_config, None),
+        model_config,
+        TrainConfig(),
+        tmp_path,
+        splits.max_len,
+        2020,
+        torch.device("cpu"),
+        tmp_path / "work",
+    )
     config = recbole_config("SASRec", DATASET_NAME, settings)
     train, valid, test = data_preparation(config, create_dataset(config))
     assert train.dataset.item_num == info.n_items  # every id, also those no user touches
@@ -98,8 +142,21 @@ def test_verdict_is_two_standard_errors() -> None:
 
 def test_unsupported_model_is_a_clear_error(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     recbole()
-    code = main(["verify", "--model", "TedRec", "--dataset", "tiny", "--data-root", str(data_root),
-                 "--against", "recbole", "--out", str(tmp_path)])
+    code = main(
+        [
+            "verify",
+            "--model",
+            "TedRec",
+            "--dataset",
+            "tiny",
+            "--data-root",
+            str(data_root),
+            "--against",
+            "recbole",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert "verify --against recbole supports SASRec, FEARec" in capsys.readouterr().err
 

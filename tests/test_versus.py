@@ -6,8 +6,13 @@ from benchmark.engine.versus import merge
 
 
 def row(model: str, step: float, evaluation: float) -> dict[str, str]:
-    return {"model": model, "batch_size": "2048", "step_seconds": str(step), "eval_seconds": str(evaluation),
-            "ratio_to_first": "1.0"}
+    return {
+        "model": model,
+        "batch_size": "2048",
+        "step_seconds": str(step),
+        "eval_seconds": str(evaluation),
+        "ratio_to_first": "1.0",
+    }
 
 
 def test_merge_takes_medians_and_skips_models_missing_on_the_base_side() -> None:

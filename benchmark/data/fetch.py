@@ -38,7 +38,10 @@ def verify(path: Path, digest: str | None) -> str:
     algorithm, expected = digest.split(":", 1)
     actual = sha256 if algorithm == "sha256" else file_digest(path, algorithm)
     if actual != expected:
-        raise TedbenchError(f"{path}: {algorithm} checksum mismatch (expected {expected}, got {actual}); the file is corrupt or a different release")
+        raise TedbenchError(
+            f"{path}: {algorithm} checksum mismatch (expected {expected}, got {actual}); "
+            "the file is corrupt or a different release"
+        )
     return sha256
 
 
@@ -46,7 +49,10 @@ def _download(spec: SourceFile, target: Path, allow_unpinned: bool) -> None:
     if spec.url is None:
         raise TedbenchError(f"{target}: missing, and this form has no upstream URL (place the file in the mirror)")
     if spec.digest is None and not allow_unpinned:
-        raise TedbenchError(f"{spec.url}: upstream file has no pinned checksum; pass --allow-unpinned to fetch it and pin the printed sha256")
+        raise TedbenchError(
+            f"{spec.url}: upstream file has no pinned checksum; "
+            "pass --allow-unpinned to fetch it and pin the printed sha256"
+        )
     try:
         with urllib.request.urlopen(spec.url, timeout=60) as response, atomic_path(target) as tmp:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -56,7 +62,9 @@ def _download(spec: SourceFile, target: Path, allow_unpinned: bool) -> None:
                     bar.update(len(block))
             verify(tmp, spec.digest)
     except OSError as exc:
-        raise TedbenchError(f"{spec.url}: download failed ({exc}); without internet, place the file at {target} or in the mirror") from None
+        raise TedbenchError(
+            f"{spec.url}: download failed ({exc}); without internet, place the file at {target} or in the mirror"
+        ) from None
 
 
 def local_path(raw_dir: Path, spec: SourceFile) -> Path:
@@ -70,7 +78,9 @@ def candidates(spec: SourceFile, mirror: Path | None, raw_dir: Path) -> list[Pat
     return [local_path(raw_dir, spec)] + ([mirror / spec.path] if mirror else [])
 
 
-def locate_form(form: Form, mirror: Path | None, raw_dir: Path, *, download: bool, allow_unpinned: bool = False) -> list[Path] | None:
+def locate_form(
+    form: Form, mirror: Path | None, raw_dir: Path, *, download: bool, allow_unpinned: bool = False
+) -> list[Path] | None:
     """Paths of all files of `form`, or None if some file is absent and cannot be fetched."""
     paths = []
     for spec in form.files:
@@ -84,22 +94,40 @@ def locate_form(form: Form, mirror: Path | None, raw_dir: Path, *, download: boo
     return paths
 
 
-def resolve(source: DatasetSource, mirror: Path | None, raw_dir: Path, *, form: str | None = None, download: bool = True, allow_unpinned: bool = False) -> tuple[Form, list[Path], dict[str, str]]:
+def resolve(
+    source: DatasetSource,
+    mirror: Path | None,
+    raw_dir: Path,
+    *,
+    form: str | None = None,
+    download: bool = True,
+    allow_unpinned: bool = False,
+) -> tuple[Form, list[Path], dict[str, str]]:
     """The first complete form (or the named one), its verified paths and their sha256 digests."""
     forms = [f for f in source.forms if form in (None, f.name)]
     if not forms:
-        raise TedbenchError(f"dataset {source.name} has no form {form!r} (known: {', '.join(f.name for f in source.forms)})")
+        raise TedbenchError(
+            f"dataset {source.name} has no form {form!r} (known: {', '.join(f.name for f in source.forms)})"
+        )
     for candidate in forms:
         paths = locate_form(candidate, mirror, raw_dir, download=False)
         if paths is not None:
             break
     else:
         candidate = forms[0]
-        paths = locate_form(candidate, mirror, raw_dir, download=True, allow_unpinned=allow_unpinned) if download else None
+        paths = (
+            locate_form(candidate, mirror, raw_dir, download=True, allow_unpinned=allow_unpinned) if download else None
+        )
         if paths is None:
             where = f"mirror {mirror}" if mirror else f"no mirror (set {MIRROR_ENV} or --mirror)"
-            wanted = "; ".join(f"{f.name}: {', '.join(str(BUNDLED_DIR / s.path) + ' (bundled)' if s.bundled else s.path for s in f.files)}" for f in forms)
-            raise TedbenchError(f"dataset {source.name}: no complete form found in {raw_dir} or {where}; expected one of {wanted}")
+
+            def listed(s) -> str:
+                return str(BUNDLED_DIR / s.path) + " (bundled)" if s.bundled else s.path
+
+            wanted = "; ".join(f"{f.name}: {', '.join(listed(s) for s in f.files)}" for f in forms)
+            raise TedbenchError(
+                f"dataset {source.name}: no complete form found in {raw_dir} or {where}; expected one of {wanted}"
+            )
     _refuse_unpinned(source, candidate, paths, allow_unpinned)
     digests = {spec.path: verify(path, spec.digest) for spec, path in zip(candidate.files, paths)}
     return candidate, paths, digests

@@ -28,8 +28,17 @@ def check_k_core(k: int) -> None:
         raise TedbenchError(f"--k-core must be a whole number >= 1 (1 keeps every interaction), got {k!r}")
 
 
-def _write(raw: RawInteractions, out: Path, manifest: dict[str, Any], *, k: int, tie_order: str, tie_seed: int,
-           area: str, force: bool) -> dict[str, Any]:
+def _write(
+    raw: RawInteractions,
+    out: Path,
+    manifest: dict[str, Any],
+    *,
+    k: int,
+    tie_order: str,
+    tie_seed: int,
+    area: str,
+    force: bool,
+) -> dict[str, Any]:
     seqs = build_sequences(raw, k=k, tie_order=tie_order, tie_seed=tie_seed)
     has_ties = raw.timestamp is not None and not raw.prefiltered
     manifest = {
@@ -46,12 +55,28 @@ def _write(raw: RawInteractions, out: Path, manifest: dict[str, Any], *, k: int,
     return paper_counts(seqs)
 
 
-def prepare_if_missing(name: str, *, data_root: Path, mirror: Path | None = None, raw_root: Path | None = None,
-                       k: int = 5, tie_order: str = "random", tie_seed: int = 2020) -> None:
+def prepare_if_missing(
+    name: str,
+    *,
+    data_root: Path,
+    mirror: Path | None = None,
+    raw_root: Path | None = None,
+    k: int = 5,
+    tie_order: str = "random",
+    tie_seed: int = 2020,
+) -> None:
     """Prepare `name` with these settings unless it is already prepared (never downloads)."""
     if not (layout.processed_dir(data_root, name) / "manifest.json").exists():
-        prepare(name, data_root=data_root, mirror=mirror, raw_root=raw_root, k=k, tie_order=tie_order,
-                tie_seed=tie_seed, download=False)
+        prepare(
+            name,
+            data_root=data_root,
+            mirror=mirror,
+            raw_root=raw_root,
+            k=k,
+            tie_order=tie_order,
+            tie_seed=tie_seed,
+            download=False,
+        )
 
 
 def prepare(
@@ -113,7 +138,9 @@ def import_recbole(
     safe_name(name, "--name")
     builtin = {source.casefold(): source for source in SOURCES}.get(name.casefold())
     if builtin:
-        raise TedbenchError(f"--name {name!r} is the built-in dataset {builtin!r} (use `tedbench prepare`); choose another name")
+        raise TedbenchError(
+            f"--name {name!r} is the built-in dataset {builtin!r} (use `tedbench prepare`); choose another name"
+        )
     if (atomic is None) == (benchmark_dir is None):
         raise TedbenchError("give exactly one of --atomic FILE.inter or --benchmark DIR")
     if item_file is not None and atomic is None:

@@ -59,8 +59,14 @@ class Sequences:
         lengths = self.lengths()[users]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         source = np.repeat(self.offsets[users] - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return Sequences(self.items[source], offsets, [self.user_tokens[u] for u in users], self.item_tokens, self.item_text,
-                         self.item_attributes)
+        return Sequences(
+            self.items[source],
+            offsets,
+            [self.user_tokens[u] for u in users],
+            self.item_tokens,
+            self.item_text,
+            self.item_attributes,
+        )
 
     def attribute_index(self) -> np.ndarray | None:
         """Attributes as ids [n_items, most attributes of one item], int64: attribute ids 1.. in sorted token order,
@@ -125,11 +131,7 @@ def build_sequences(raw: RawInteractions, *, k: int = 5, tie_order: str = "rando
         order = np.lexsort((np.arange(len(rows)), user_key))
     else:
         ts = np.asarray(raw.timestamp)[rows]
-        tie = (
-            np.random.default_rng(tie_seed).permutation(len(rows))
-            if tie_order == "random"
-            else np.arange(len(rows))
-        )
+        tie = np.random.default_rng(tie_seed).permutation(len(rows)) if tie_order == "random" else np.arange(len(rows))
         order = np.lexsort((tie, ts, user_key))
     users, items = user_key[order], items[order]
 

@@ -39,6 +39,7 @@ STOCK_COLUMN = COLUMNS.index("StockCode")
 
 def select(keys: set[str], n: int, seed: int, kind: str) -> set[str]:
     """The `n` keys ranked first by sha256 of "<seed>:<kind>:<key>" (a seeded random choice)."""
+
     def rank(key: str) -> tuple[bytes, str]:
         return hashlib.sha256(f"{seed}:{kind}:{key}".encode()).digest(), key
 
@@ -53,7 +54,7 @@ def _records(text: str, name: object) -> tuple[str, list[tuple[str, str, str]]]:
     reader = csv.reader(iter(lines))
     records, start = [], 0
     for row in reader:
-        chunk = "".join(lines[start:reader.line_num])
+        chunk = "".join(lines[start : reader.line_num])
         if start == 0:
             check_csv_header(row, name)
             header = chunk
@@ -67,7 +68,9 @@ def _records(text: str, name: object) -> tuple[str, list[tuple[str, str, str]]]:
     return header, records
 
 
-def sample_csv(data: bytes, invoices: int, seed: int, items: int | None = None, name: object = "<csv>") -> tuple[bytes, dict[str, int]]:
+def sample_csv(
+    data: bytes, invoices: int, seed: int, items: int | None = None, name: object = "<csv>"
+) -> tuple[bytes, dict[str, int]]:
     """The rows of `invoices` seeded-random invoices (and `items` stock codes) of an Online Retail
     CSV, unchanged and in file order, under the file's header."""
     text = decode_text(data, name)
@@ -102,7 +105,10 @@ def write_gzip(payload: bytes, out: Path) -> None:
     """Gzip `payload` to `out` atomically, with a header free of file name and time."""
     clean_orphans(out.parent, out.name)
     with atomic_path(out) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as packed:
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=9, mtime=0) as packed,
+        ):
             packed.write(payload)
         pause_point("sample.before_publish")
 
@@ -130,7 +136,9 @@ def build_sample(
     if not out.name.endswith(".csv.gz"):
         raise TedbenchError(f"{out}: the sample is a gzip-compressed CSV; give a path ending in .csv.gz")
     source = get_source(dataset)
-    form, paths, digests = resolve(source, mirror, layout.raw_root(raw_root) / dataset, form=SAMPLE_FORMS[dataset], download=False)
+    form, paths, digests = resolve(
+        source, mirror, layout.raw_root(raw_root) / dataset, form=SAMPLE_FORMS[dataset], download=False
+    )
     if paths[0].resolve() == out.resolve():
         raise TedbenchError(f"{out}: is the file being sampled; write the sample elsewhere")
     payload, counts = sample_csv(read_bytes(paths[0]), invoices, seed, items, paths[0])

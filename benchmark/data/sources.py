@@ -71,12 +71,36 @@ def _read_or_uci_zip(paths: list[Path]) -> RawInteractions:
 OFFICE_PARTIAL = Form(
     name="partial-release",
     files=(
-        SourceFile("raw/Office/Office.valid.inter", None, "sha256:60ebdcdcb505ac6df6fb715d6b56b09da8064b59cfb6979a11cbdf34bd1a2543"),
-        SourceFile("raw/Office/Office.test.inter", None, "sha256:6bff29e82cfee4f5a6d7375c557c986f718f6937968b5b44357a2de8b8e3b30d"),
-        SourceFile("raw/Office/Office.item2index", None, "sha256:c07d514997f21e64531263db066cb0d8b3c90281a724060ffabff816d6be8fe4"),
-        SourceFile("raw/Office/Office.user2index", None, "sha256:c60b7bb71209c02eac69fce7708b46b31048f1027cd826ae1c5bcf428b6f1c1d"),
-        SourceFile("raw/Office/IDs_Text_test.json", None, "sha256:d908867c9f27b208e67a04d995ff73770652e8f41f30dc455aaf5248986fd27b"),
-        SourceFile("raw/Office/Images_Text_test.json", None, "sha256:14e6e078f43a938f7069983526ce46d2a47a6fd537e84e2b44016ca82019f768"),
+        SourceFile(
+            "raw/Office/Office.valid.inter",
+            None,
+            "sha256:60ebdcdcb505ac6df6fb715d6b56b09da8064b59cfb6979a11cbdf34bd1a2543",
+        ),
+        SourceFile(
+            "raw/Office/Office.test.inter",
+            None,
+            "sha256:6bff29e82cfee4f5a6d7375c557c986f718f6937968b5b44357a2de8b8e3b30d",
+        ),
+        SourceFile(
+            "raw/Office/Office.item2index",
+            None,
+            "sha256:c07d514997f21e64531263db066cb0d8b3c90281a724060ffabff816d6be8fe4",
+        ),
+        SourceFile(
+            "raw/Office/Office.user2index",
+            None,
+            "sha256:c60b7bb71209c02eac69fce7708b46b31048f1027cd826ae1c5bcf428b6f1c1d",
+        ),
+        SourceFile(
+            "raw/Office/IDs_Text_test.json",
+            None,
+            "sha256:d908867c9f27b208e67a04d995ff73770652e8f41f30dc455aaf5248986fd27b",
+        ),
+        SourceFile(
+            "raw/Office/Images_Text_test.json",
+            None,
+            "sha256:14e6e078f43a938f7069983526ce46d2a47a6fd537e84e2b44016ca82019f768",
+        ),
     ),
     read=lambda p: readers.read_office_mirror(p[0].parent),
     description="processed valid/test files without the train file; text for ~17% of items (partial)",
@@ -96,7 +120,9 @@ def _amazon(category: str, short: str, counts: dict[str, float], extra_forms: tu
                 name="upstream",
                 files=(
                     SourceFile(f"raw/{short}/{category}.csv", f"{base}/categoryFilesSmall/{category}.csv", None),
-                    SourceFile(f"raw/{short}/meta_{category}.json.gz", f"{base}/metaFiles2/meta_{category}.json.gz", None),
+                    SourceFile(
+                        f"raw/{short}/meta_{category}.json.gz", f"{base}/metaFiles2/meta_{category}.json.gz", None
+                    ),
                 ),
                 read=lambda p: readers.read_amazon2018(p[0], p[1]),
                 description="ratings-only CSV (item,user,rating,time) + metadata JSON lines",
@@ -125,7 +151,10 @@ OR_ATTRIBUTION = (
 )
 
 # The bundled sample of OR (see NOTICE): rebuild it with this command from the full CSV form.
-OR_SAMPLE_COMMAND = "tedbench sample --dataset OR --invoices 3000 --items 2400 --seed 2020 --out benchmark/data/bundled/OR-sample.csv.gz"
+OR_SAMPLE_COMMAND = (
+    "tedbench sample --dataset OR --invoices 3000 --items 2400 --seed 2020 "
+    "--out benchmark/data/bundled/OR-sample.csv.gz"
+)
 
 SOURCES: dict[str, DatasetSource] = {
     s.name: s
@@ -233,7 +262,8 @@ SOURCES: dict[str, DatasetSource] = {
                         ),
                     ),
                     read=lambda p: readers.read_or_csv(p[0]),
-                    description="rows of a seeded invoice and stock-code sample of OR's csv form, shipped in the package",
+                    description="rows of a seeded invoice and stock-code sample of OR's csv form, "
+                    "shipped in the package",
                 ),
             ),
             redistributable=True,
@@ -244,10 +274,17 @@ SOURCES: dict[str, DatasetSource] = {
             {"users": 87346, "items": 25986, "interactions": 597491, "sparsity": 99.9737},
             (OFFICE_PARTIAL,),
         ),
-        _amazon("Grocery_and_Gourmet_Food", "Food", {"users": 115349, "items": 39670, "interactions": 912064, "sparsity": 99.9801}),
-        _amazon("Movies_and_TV", "Movies", {"users": 281700, "items": 59203, "interactions": 2945031, "sparsity": 99.9823}),
+        _amazon(
+            "Grocery_and_Gourmet_Food",
+            "Food",
+            {"users": 115349, "items": 39670, "interactions": 912064, "sparsity": 99.9801},
+        ),
+        _amazon(
+            "Movies_and_TV", "Movies", {"users": 281700, "items": 59203, "interactions": 2945031, "sparsity": 99.9823}
+        ),
     )
 }
+
 
 def get_source(name: str) -> DatasetSource:
     if name not in SOURCES:

@@ -45,8 +45,14 @@ class Splits:
     user_tokens: tuple[str, ...] = ()  # source user id of each user, in the order of valid/test rows
 
     def to(self, device: torch.device | str) -> "Splits":
-        return Splits(self.items.to(device), self.train.to(device), self.valid.to(device), self.test.to(device),
-                      self.max_len, self.user_tokens)
+        return Splits(
+            self.items.to(device),
+            self.train.to(device),
+            self.valid.to(device),
+            self.test.to(device),
+            self.max_len,
+            self.user_tokens,
+        )
 
     def history_lengths(self) -> np.ndarray:
         """Each user's number of training interactions (the valid row's full input length, before truncation)."""
@@ -67,7 +73,9 @@ def build_splits(seqs: Sequences, max_len: int) -> Splits:
     lengths = seqs.lengths()
     if (lengths < 3).any():
         bad = int(np.flatnonzero(lengths < 3)[0])
-        raise ValueError(f"user {seqs.user_tokens[bad]} has {lengths[bad]} interactions; leave-one-out needs at least 3")
+        raise ValueError(
+            f"user {seqs.user_tokens[bad]} has {lengths[bad]} interactions; leave-one-out needs at least 3"
+        )
     n_train = lengths - 3
     train_user = np.repeat(np.arange(len(starts)), n_train)
     within = np.arange(n_train.sum()) - np.repeat(np.cumsum(n_train) - n_train, n_train)

@@ -82,10 +82,15 @@ def load_sequences(directory: Path) -> Sequences:
     directory = Path(directory)
     missing = [f for f in FILES if not (directory / f).exists()]
     if missing:
-        raise TedbenchError(f"{directory}: incomplete processed dataset (missing {', '.join(missing)}); run `tedbench prepare`")
+        raise TedbenchError(
+            f"{directory}: incomplete processed dataset (missing {', '.join(missing)}); run `tedbench prepare`"
+        )
     manifest = load_manifest(directory)
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise TedbenchError(f"{directory / 'manifest.json'}: format version {manifest.get('format_version')} != {FORMAT_VERSION}; re-run `tedbench prepare`")
+        raise TedbenchError(
+            f"{directory / 'manifest.json'}: format version {manifest.get('format_version')} != {FORMAT_VERSION}; "
+            "re-run `tedbench prepare`"
+        )
     items = np.load(directory / "items.npy", allow_pickle=False)
     offsets = np.load(directory / "offsets.npy", allow_pickle=False)
     users = (directory / "users.txt").read_text(encoding="utf-8").splitlines()
@@ -95,8 +100,14 @@ def load_sequences(directory: Path) -> Sequences:
     if (directory / ATTRIBUTES_FILE).exists():
         lines = (directory / ATTRIBUTES_FILE).read_text(encoding="utf-8").splitlines()
         attributes = [json.loads(line) for line in lines]
-    seqs = Sequences(items=items, offsets=offsets, user_tokens=users, item_tokens=item_tokens, item_text=texts,
-                     item_attributes=attributes)
+    seqs = Sequences(
+        items=items,
+        offsets=offsets,
+        user_tokens=users,
+        item_tokens=item_tokens,
+        item_text=texts,
+        item_attributes=attributes,
+    )
     bad_attributes = attributes is not None and len(attributes) != len(item_tokens)
     bad_items = int(items.max(initial=0)) >= seqs.n_items
     if seqs.n_users != len(users) or len(texts) != len(item_tokens) or bad_attributes or bad_items:

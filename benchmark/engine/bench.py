@@ -62,15 +62,24 @@ def authors_epoch_seconds() -> dict[tuple[str, str], float]:
 class _Timed:
     """One model's trainer and the seconds measured for it so far."""
 
-    def __init__(self, run: ResolvedRun, dataset: str, data_root: Path, encoder: str | None, device: torch.device,
-                 out: Path):
+    def __init__(
+        self, run: ResolvedRun, dataset: str, data_root: Path, encoder: str | None, device: torch.device, out: Path
+    ):
         self.entry, self.train_config = run.entry, run.train_config
-        self.splits, info, self.provenance = load_dataset(data_root, dataset, encoder, needs_text=self.entry.needs_text,
-                                                          device=str(device), users=self.train_config.user_subsample)
+        self.splits, info, self.provenance = load_dataset(
+            data_root,
+            dataset,
+            encoder,
+            needs_text=self.entry.needs_text,
+            device=str(device),
+            users=self.train_config.user_subsample,
+        )
         seed_everything(self.train_config.seed)
         self.model = self.entry.cls(run.model_config, info)
         self.trainer = Trainer(self.model, self.splits, self.train_config, out, device, progress=False)
-        self.order = torch.randperm(len(self.trainer.splits.train), generator=torch.Generator().manual_seed(self.train_config.seed)).to(device)
+        self.order = torch.randperm(
+            len(self.trainer.splits.train), generator=torch.Generator().manual_seed(self.train_config.seed)
+        ).to(device)
         self.device = device
         self.done = 0
         self.peak_mib = 0.0
@@ -145,7 +154,9 @@ def bench(
     return rows
 
 
-def _row(item: _Timed, dataset: str, device: torch.device, steps: int, rounds: int, authors: dict[tuple[str, str], float]) -> dict[str, Any]:
+def _row(
+    item: _Timed, dataset: str, device: torch.device, steps: int, rounds: int, authors: dict[tuple[str, str], float]
+) -> dict[str, Any]:
     step_seconds = statistics.median(item.step_times)
     batch = item.train_config.batch_size
     steps_per_epoch = -(-len(item.splits.train) // batch)
@@ -180,8 +191,10 @@ def _append_profile(path: Path, timed: list[_Timed], dataset: str, setting: str)
     env = environment()
     budget = timed[0].train_config
     title = f"{dataset}, {setting}, batch {budget.batch_size}, amp {budget.amp}"
-    note = (f"torch {env.get('torch')}, {torch.get_num_threads()} thread(s), {env.get('cpu', '')}; "
-            "self CPU time of one training step (forward, backward, Adam) after the timed rounds.")
+    note = (
+        f"torch {env.get('torch')}, {torch.get_num_threads()} thread(s), {env.get('cpu', '')}; "
+        "self CPU time of one training step (forward, backward, Adam) after the timed rounds."
+    )
     previous = path.read_text() if path.exists() else "# Top operators of one CPU training step per model\n\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, previous + markdown(title, per_model, note) + "\n")

@@ -19,7 +19,14 @@ def users_per_chunk(n_items: int, memory_cap: int, bytes_per_score: int = 16) ->
 
 
 @torch.no_grad()
-def full_sort_ranks(model: SequentialModel, splits: Splits, rows: Rows, *, memory_cap: int = DEFAULT_MEMORY_CAP, autocast_dtype: torch.dtype | None = None) -> np.ndarray:
+def full_sort_ranks(
+    model: SequentialModel,
+    splits: Splits,
+    rows: Rows,
+    *,
+    memory_cap: int = DEFAULT_MEMORY_CAP,
+    autocast_dtype: torch.dtype | None = None,
+) -> np.ndarray:
     """Rank of the target of every row among all items (see `benchmark.metrics`), as int32.
 
     Raises TedbenchError when a model scores any real item (ids >= 1) NaN or infinite: a diverged
@@ -37,8 +44,10 @@ def full_sort_ranks(model: SequentialModel, splits: Splits, rows: Rows, *, memor
             scores = model.full_sort_scores(seq, length)
         finite = torch.isfinite(scores[:, 1:]).all(dim=1)
         if not bool(finite.all()):
-            raise TedbenchError(f"{type(model).__name__} diverged: non-finite (NaN/inf) evaluation scores for "
-                                f"{int((~finite).sum())} of {len(part)} users; lower the learning rate")
+            raise TedbenchError(
+                f"{type(model).__name__} diverged: non-finite (NaN/inf) evaluation scores for "
+                f"{int((~finite).sum())} of {len(part)} users; lower the learning rate"
+            )
         ranks.append(target_ranks(scores, target))
     model.train(was_training)
     return torch.cat(ranks).cpu().numpy().astype(np.int32)

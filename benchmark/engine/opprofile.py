@@ -34,8 +34,12 @@ def markdown(title: str, per_model: dict[str, tuple[float, list[dict[str, Any]]]
     """A markdown section with one table of top operators per model."""
     lines = [f"## {title}", ""] + ([note, ""] if note else [])
     for model, (step_ms, rows) in per_model.items():
-        lines += [f"### {model} (profiled step ≈ {step_ms / 1000:.2f} s)", "",
-                  "| operator | calls/step | self ms/step | share |", "|---|---:|---:|---:|"]
+        lines += [
+            f"### {model} (profiled step ≈ {step_ms / 1000:.2f} s)",
+            "",
+            "| operator | calls/step | self ms/step | share |",
+            "|---|---:|---:|---:|",
+        ]
         lines += [f"| `{r['operator']}` | {r['calls']} | {r['self_ms_per_step']} | {r['share']:.1%} |" for r in rows]
         lines.append("")
     return "\n".join(lines)

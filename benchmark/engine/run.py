@@ -50,16 +50,29 @@ def pick_device(name: str | None) -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise TedbenchError(f"unknown device {name!r} ({accepted})") from None
     present = (
-        device.type == "cpu" and device.index in (None, 0)
-        or device.type == "cuda" and torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-        or device.type == "mps" and torch.backends.mps.is_available()
+        device.type == "cpu"
+        and device.index in (None, 0)
+        or device.type == "cuda"
+        and torch.cuda.is_available()
+        and (device.index or 0) < torch.cuda.device_count()
+        or device.type == "mps"
+        and torch.backends.mps.is_available()
     )
     if not present:
         raise TedbenchError(f"device {name!r} is not present on this machine ({accepted})")
     return device
 
 
-def load_dataset(data_root: Path, dataset: str, encoder: str | None, *, needs_text: bool, max_len: int = MAX_LEN, device: str | None = None, users: int | None = None) -> tuple[Splits, DatasetInfo, dict[str, Any]]:
+def load_dataset(
+    data_root: Path,
+    dataset: str,
+    encoder: str | None,
+    *,
+    needs_text: bool,
+    max_len: int = MAX_LEN,
+    device: str | None = None,
+    users: int | None = None,
+) -> tuple[Splits, DatasetInfo, dict[str, Any]]:
     """Splits, model-facing dataset info (with the item-text matrix when needed) and provenance.
 
     `users` keeps a fixed seeded subsample of that many users (`user_subsample`); items are unchanged.
@@ -96,9 +109,15 @@ def run_environment(device: torch.device) -> dict[str, Any]:
     """Where and when a run ran (environment.json): git commit and dirty flag of the code, UTC date, host,
     device, package versions. Kept out of config.json, whose content is the run's result-determining settings."""
     packages = {name: _version(name) for name in ("torch", "numpy", "pandas", "scipy", "transformers", "optuna")}
-    return {"git": git_state(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "host": platform.node(), "device": str(device), "python": platform.python_version(),
-            "tedbench": __version__, "packages": packages}
+    return {
+        "git": git_state(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "device": str(device),
+        "python": platform.python_version(),
+        "tedbench": __version__,
+        "packages": packages,
+    }
 
 
 def git_state() -> dict[str, Any] | None:
@@ -106,8 +125,13 @@ def git_state() -> dict[str, Any] | None:
     root = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=30)
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, timeout=60)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if commit.returncode or status.returncode:
@@ -132,13 +156,24 @@ class ResolvedRun:
     train_config: TrainConfig
 
 
-def resolve_configs(entry: ModelEntry, overrides: dict[str, Any] | None, train_config: TrainConfig) -> tuple[dict[str, Any], TrainConfig]:
+def resolve_configs(
+    entry: ModelEntry, overrides: dict[str, Any] | None, train_config: TrainConfig
+) -> tuple[dict[str, Any], TrainConfig]:
     """The model's options and the training budget a run records (its learning rate is the model's)."""
     model_config = entry.config(overrides)
     return model_config, replace(train_config, learning_rate=float(model_config["learning_rate"]))
 
 
-def run_settings(entry: ModelEntry, dataset: str, encoder: str | None, model_config: dict[str, Any], train_config: TrainConfig, *, tag: str | None = None, profile: str | None = None) -> dict[str, Any]:
+def run_settings(
+    entry: ModelEntry,
+    dataset: str,
+    encoder: str | None,
+    model_config: dict[str, Any],
+    train_config: TrainConfig,
+    *,
+    tag: str | None = None,
+    profile: str | None = None,
+) -> dict[str, Any]:
     """What identifies a run in its config.json (`runstate.SETTINGS_KEYS`), known before any data is loaded."""
     return {
         "model": entry.name,
@@ -151,7 +186,23 @@ def run_settings(entry: ModelEntry, dataset: str, encoder: str | None, model_con
     }
 
 
-def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder: str | None = None, device: str | None = None, overrides: dict[str, Any] | None = None, train_config: TrainConfig | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True, on_epoch=None, tag: str | None = None, profile: str | None = None) -> dict[str, Any]:
+def train(
+    model_name: str,
+    dataset: str,
+    *,
+    data_root: Path,
+    out: Path,
+    encoder: str | None = None,
+    device: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    train_config: TrainConfig | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_epoch=None,
+    tag: str | None = None,
+    profile: str | None = None,
+) -> dict[str, Any]:
     """Train and evaluate one model into `out`: config.json, log.jsonl, metrics.json, the ranks, DONE.json.
 
     The folder is locked for the whole run; what happens to an existing folder is `runstate.plan_attempt`'s
@@ -174,7 +225,14 @@ def train(model_name: str, dataset: str, *, data_root: Path, out: Path, encoder:
             print(f"tedbench: {out}: no checkpoint yet; starting from the first epoch", file=sys.stderr)
             plan = "fresh"
         torch_device = pick_device(device)
-        splits, info, provenance = load_dataset(data_root, dataset, encoder, needs_text=entry.needs_text, device=str(torch_device), users=train_config.user_subsample)
+        splits, info, provenance = load_dataset(
+            data_root,
+            dataset,
+            encoder,
+            needs_text=entry.needs_text,
+            device=str(torch_device),
+            users=train_config.user_subsample,
+        )
         torch.manual_seed(train_config.seed)
         model = entry.cls(model_config, info)
         resolved = {
@@ -211,5 +269,7 @@ def _check_provenance(out: Path, resolved: dict[str, Any]) -> None:
     stored = runstate.read_config(out) or {}
     changed = [key for key in ("dataset_manifest", "embedding_key") if stored.get(key) != resolved.get(key)]
     if changed:
-        raise TedbenchError(f"{out / runstate.CONFIG}: --resume with other data than the interrupted run ({', '.join(changed)}); "
-                            "choose another --out, or --overwrite to discard it")
+        raise TedbenchError(
+            f"{out / runstate.CONFIG}: --resume with other data than the interrupted run ({', '.join(changed)}); "
+            "choose another --out, or --overwrite to discard it"
+        )

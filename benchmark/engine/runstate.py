@@ -174,8 +174,10 @@ def plan_attempt(folder: Path, settings: dict[str, Any], *, resume: bool, overwr
         return "fresh"
     changed = differing_keys(settings_of(stored), settings)
     if changed:
-        raise TedbenchError(f"{'--resume: ' if resume else ''}{folder} holds a {state(folder)} run with other settings "
-                            f"({', '.join(changed)}); choose another --out, or --overwrite to discard it")
+        raise TedbenchError(
+            f"{'--resume: ' if resume else ''}{folder} holds a {state(folder)} run with other settings "
+            f"({', '.join(changed)}); choose another --out, or --overwrite to discard it"
+        )
     if is_finished(folder, settings):
         return "done"
     if not resume:
@@ -189,7 +191,7 @@ def _process_start(pid: int) -> int | None:
     """Start time of `pid` in clock ticks since boot (Linux), to tell a reused pid from the lock's owner."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat[stat.rindex(")") + 2:].split()[19])
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -254,12 +256,16 @@ def run_lock(folder: Path) -> Iterator[None]:
         except FileExistsError:
             holder = _read_lock(path)
             if _holder_alive(holder):
-                raise TedbenchError(f"{folder}: in use by pid {holder.get('pid')} on host {holder.get('host')} "
-                                    f"(lock {path}); wait for it, or delete the lock if that process is gone") from None
+                raise TedbenchError(
+                    f"{folder}: in use by pid {holder.get('pid')} on host {holder.get('host')} "
+                    f"(lock {path}); wait for it, or delete the lock if that process is gone"
+                ) from None
             path.unlink()
             _create_lock(path, me)
         except PermissionError as exc:
-            raise TedbenchError(f"{folder}: cannot write the lock ({exc.strerror}); the run folder must be writable") from exc
+            raise TedbenchError(
+                f"{folder}: cannot write the lock ({exc.strerror}); the run folder must be writable"
+            ) from exc
     try:
         clean_orphans(folder)
         yield

@@ -137,7 +137,17 @@ def training_rows(splits: Splits) -> TrainingRows:
 class Trainer:
     """Trains one model on one dataset and writes config, log, metrics and per-user ranks to `out`."""
 
-    def __init__(self, model: SequentialModel, splits: Splits, config: TrainConfig, out: Path, device: torch.device, *, progress: bool = True, on_epoch: Callable[[int, dict[str, float]], None] | None = None):
+    def __init__(
+        self,
+        model: SequentialModel,
+        splits: Splits,
+        config: TrainConfig,
+        out: Path,
+        device: torch.device,
+        *,
+        progress: bool = True,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    ):
         self.model = model.to(device)
         self.splits = splits.to(device)
         self.config = config
@@ -154,8 +164,12 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = config.tf32
         self.loss_fn = torch.compile(self.model.loss) if config.compile else self.model.loss
         self.ckpt_dir = self.out / "checkpoints"
-        self.pretrain_epochs = int(self.model.config.get("pretrain_epochs", 0)) if hasattr(self.model, "pretrain_loss") else 0
-        self.pre_optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate) if self.pretrain_epochs else None
+        self.pretrain_epochs = (
+            int(self.model.config.get("pretrain_epochs", 0)) if hasattr(self.model, "pretrain_loss") else 0
+        )
+        self.pre_optimizer = (
+            torch.optim.Adam(self.model.parameters(), lr=config.learning_rate) if self.pretrain_epochs else None
+        )
         self.train_rows = training_rows(self.splits)
         self.model.attach(self.train_rows)
         self._restored: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
@@ -197,7 +211,9 @@ class Trainer:
 
     def evaluate(self, split: str) -> np.ndarray:
         rows = getattr(self.splits, split)
-        return full_sort_ranks(self.model, self.splits, rows, memory_cap=self.config.memory_cap, autocast_dtype=self.autocast)
+        return full_sort_ranks(
+            self.model, self.splits, rows, memory_cap=self.config.memory_cap, autocast_dtype=self.autocast
+        )
 
     # -- checkpoints -------------------------------------------------------------------------
     def _state(self, epoch: int, stopping: EarlyStopping) -> dict[str, Any]:
@@ -232,7 +248,10 @@ class Trainer:
                 raise KeyError(f"no {', '.join(sorted(missing))}")
         except Exception as exc:  # torch raises many types for a truncated or foreign file
             reason = " ".join(str(exc).split())[:200]
-            raise TedbenchError(f"{path}: cannot resume from this checkpoint ({type(exc).__name__}: {reason}); start again with --overwrite") from exc
+            raise TedbenchError(
+                f"{path}: cannot resume from this checkpoint ({type(exc).__name__}: {reason}); "
+                "start again with --overwrite"
+            ) from exc
         lines = [line for line in _read_log(self.out / "log.jsonl") if line["epoch"] <= state["epoch"]]
         self._restored = (state, lines)
 
@@ -285,7 +304,10 @@ class Trainer:
             with open(self.out / "log.jsonl", "a") as log:
                 log.write(json.dumps(record) + "\n")
             if self.progress:
-                tqdm.write(f"epoch {epoch}: loss {record['loss_mean']:.4f}  valid ndcg@10 {valid[SELECTION_METRIC]:.4f}  ({record['train_seconds']:.1f}s + {record['eval_seconds']:.1f}s){'  *' if improved else ''}")
+                tqdm.write(
+                    f"epoch {epoch}: loss {record['loss_mean']:.4f}  valid ndcg@10 {valid[SELECTION_METRIC]:.4f}  "
+                    f"({record['train_seconds']:.1f}s + {record['eval_seconds']:.1f}s){'  *' if improved else ''}"
+                )
             self._checkpoint(epoch, stopping)
             if self.on_epoch is not None:
                 self.on_epoch(epoch, valid)
@@ -295,7 +317,13 @@ class Trainer:
         """A pre-training epoch (numbered -pretrain_epochs..-1): no evaluation, checkpointed."""
         t0 = time.perf_counter()
         loss_sum, n_steps = self._train_epoch(epoch, pretrain=True)
-        record = {"epoch": epoch, "stage": "pretrain", "train_seconds": round(time.perf_counter() - t0, 3), "loss": loss_sum, "loss_mean": loss_sum / max(1, n_steps)}
+        record = {
+            "epoch": epoch,
+            "stage": "pretrain",
+            "train_seconds": round(time.perf_counter() - t0, 3),
+            "loss": loss_sum,
+            "loss_mean": loss_sum / max(1, n_steps),
+        }
         with open(self.out / "log.jsonl", "a") as log:
             log.write(json.dumps(record) + "\n")
         self._checkpoint(epoch, stopping)

@@ -25,7 +25,17 @@ from benchmark.fsutil import atomic_path
 
 def _bench(checkout: Path, model: str, bench_args: list[str], results: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    command = [sys.executable, "-m", "benchmark.cli", "bench", "--model", model, *bench_args, "--results-dir", str(results)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmark.cli",
+        "bench",
+        "--model",
+        model,
+        *bench_args,
+        "--results-dir",
+        str(results),
+    ]
     done = subprocess.run(command, cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode:
         raise TedbenchError(f"bench of {model} in {checkout} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -73,7 +83,14 @@ def main(argv: list[str] | None = None) -> None:
         if not args.merge_only:
             if not (args.base and args.models):
                 raise TedbenchError("--base and --models are needed unless --merge-only")
-            _run(Path(args.base).resolve(), args.models, args.rounds, [a for a in args.bench_args if a != "--"], new_dir, base_dir)
+            _run(
+                Path(args.base).resolve(),
+                args.models,
+                args.rounds,
+                [a for a in args.bench_args if a != "--"],
+                new_dir,
+                base_dir,
+            )
         out_rows = merge(_rows(new_dir), _rows(base_dir))
     if not out_rows:
         raise TedbenchError(f"{folder}: no model timed on both sides")
@@ -83,11 +100,16 @@ def main(argv: list[str] | None = None) -> None:
             writer.writeheader()
             writer.writerows(out_rows)
     for row in out_rows:
-        print(f"{row['model']:18} base {row['base_step_seconds']:8.3f}s  new {row['step_seconds']:8.3f}s  "
-              f"x{row['step_speedup_vs_base']:.2f}  eval x{row['eval_speedup_vs_base']:.2f}", file=sys.stderr)
+        print(
+            f"{row['model']:18} base {row['base_step_seconds']:8.3f}s  new {row['step_seconds']:8.3f}s  "
+            f"x{row['step_speedup_vs_base']:.2f}  eval x{row['eval_speedup_vs_base']:.2f}",
+            file=sys.stderr,
+        )
     speedups = [row["step_speedup_vs_base"] for row in out_rows]
-    print(f"geometric mean step speedup x{statistics.geometric_mean(speedups):.2f} over {len(speedups)} models",
-          file=sys.stderr)
+    print(
+        f"geometric mean step speedup x{statistics.geometric_mean(speedups):.2f} over {len(speedups)} models",
+        file=sys.stderr,
+    )
 
 
 def _run(base: Path, models: str, rounds: int, bench_args: list[str], new_dir: Path, base_dir: Path) -> None:

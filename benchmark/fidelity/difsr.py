@@ -57,10 +57,19 @@ OFFICIAL_MODEL = "SASRecD"
 OFFICIAL_CONFIG = "configs/Amazon_Beauty.yaml"
 ATTRIBUTE_FIELD = "genre"
 # tedbench option -> official config key (list-valued where the official code takes one value per feature)
-OPTIONS = {"n_layers": "n_layers", "n_heads": "n_heads", "hidden_size": "hidden_size", "inner_size": "inner_size",
-           "hidden_dropout_prob": "hidden_dropout_prob", "attn_dropout_prob": "attn_dropout_prob",
-           "hidden_act": "hidden_act", "layer_norm_eps": "layer_norm_eps", "initializer_range": "initializer_range",
-           "fusion_type": "fusion_type", "learning_rate": "learning_rate"}
+OPTIONS = {
+    "n_layers": "n_layers",
+    "n_heads": "n_heads",
+    "hidden_size": "hidden_size",
+    "inner_size": "inner_size",
+    "hidden_dropout_prob": "hidden_dropout_prob",
+    "attn_dropout_prob": "attn_dropout_prob",
+    "hidden_act": "hidden_act",
+    "layer_norm_eps": "layer_norm_eps",
+    "initializer_range": "initializer_range",
+    "fusion_type": "fusion_type",
+    "learning_rate": "learning_rate",
+}
 LIST_OPTIONS = {"attribute_hidden_size": "attribute_hidden_size", "lambda_attr": "lamdas"}
 
 # one thread; torch >= 2.6 loads checkpoints weights-only by default, which rejects the official checkpoint (it
@@ -83,8 +92,10 @@ def item_file(attributes: list[list[str]]) -> str:
     for item, tokens in enumerate(attributes, start=1):
         bad = [t for t in tokens if not t or re.search(r"\s", t)]
         if bad:
-            raise TedbenchError(f"item {item}: attribute {bad[0]!r} is empty or holds whitespace "
-                                "(the official code splits token_seq fields on spaces)")
+            raise TedbenchError(
+                f"item {item}: attribute {bad[0]!r} is empty or holds whitespace "
+                "(the official code splits token_seq fields on spaces)"
+            )
         lines.append(f"{item}\t{' '.join(tokens)}")
     return "\n".join(lines) + "\n"
 
@@ -96,28 +107,44 @@ def export(splits, attributes: list[list[str]], folder: Path) -> None:
 
 
 # -- official side ----------------------------------------------------------------------------------
-def overlay(model_config: dict[str, Any], train_config: TrainConfig, data_path: Path, max_len: int, seed: int,
-            work: Path) -> dict[str, Any]:
+def overlay(
+    model_config: dict[str, Any], train_config: TrainConfig, data_path: Path, max_len: int, seed: int, work: Path
+) -> dict[str, Any]:
     """The official config keys that replace the Amazon_Beauty values: data, attribute field, sizes, budget."""
     values = {key: model_config[option] for option, key in OPTIONS.items()}
     values.update({key: [model_config[option]] for option, key in LIST_OPTIONS.items()})
     return {
         **values,
-        "data_path": str(data_path), "checkpoint_dir": str(work / "saved"), "seed": seed, "use_gpu": False,
-        "show_progress": False, "state": "INFO",
+        "data_path": str(data_path),
+        "checkpoint_dir": str(work / "saved"),
+        "seed": seed,
+        "use_gpu": False,
+        "show_progress": False,
+        "state": "INFO",
         "load_col": {"inter": ["user_id", "item_id", "timestamp"], "item": ["item_id", ATTRIBUTE_FIELD]},
-        "RATING_FIELD": None, "user_inter_num_interval": None, "item_inter_num_interval": None,
-        "selected_features": [ATTRIBUTE_FIELD], "MAX_ITEM_LIST_LENGTH": max_len,
-        "train_batch_size": train_config.batch_size, "epochs": train_config.epochs,
-        "stopping_step": train_config.patience, "eval_step": 1,
-        "topk": [10, 20], "valid_metric": "NDCG@10",
+        "RATING_FIELD": None,
+        "user_inter_num_interval": None,
+        "item_inter_num_interval": None,
+        "selected_features": [ATTRIBUTE_FIELD],
+        "MAX_ITEM_LIST_LENGTH": max_len,
+        "train_batch_size": train_config.batch_size,
+        "epochs": train_config.epochs,
+        "stopping_step": train_config.patience,
+        "eval_step": 1,
+        "topk": [10, 20],
+        "valid_metric": "NDCG@10",
     }
 
 
 def official_command(python: str, checkout: Path, overlay_file: Path) -> list[str]:
     """The official run script with its Beauty config and the overlay (later files override earlier ones)."""
-    return [python, str(checkout / "run_recbole.py"), f"--model={OFFICIAL_MODEL}", f"--dataset={DATASET_NAME}",
-            f"--config_files={checkout / OFFICIAL_CONFIG} {overlay_file}"]
+    return [
+        python,
+        str(checkout / "run_recbole.py"),
+        f"--model={OFFICIAL_MODEL}",
+        f"--dataset={DATASET_NAME}",
+        f"--config_files={checkout / OFFICIAL_CONFIG} {overlay_file}",
+    ]
 
 
 def parse_log(text: str, batches_per_epoch: int) -> tuple[SideRun, dict[str, int]]:
@@ -143,8 +170,9 @@ def parse_log(text: str, batches_per_epoch: int) -> tuple[SideRun, dict[str, int
     if not run.test:
         raise TedbenchError("official log: no `test result` line (the run did not finish)")
     if len(run.valid) != len(run.loss):
-        raise TedbenchError(f"official log: {len(run.loss)} training epochs but {len(run.valid)} evaluations "
-                            "(eval_step must be 1)")
+        raise TedbenchError(
+            f"official log: {len(run.loss)} training epochs but {len(run.valid)} evaluations (eval_step must be 1)"
+        )
     return run, counts
 
 
@@ -153,8 +181,9 @@ def latest_log(work: Path) -> str | None:
     return logs[-1].read_text() if logs else None
 
 
-def run_official(command: list[str], work: Path, overlay_file: Path, settings: str,
-                 batches_per_epoch: int) -> tuple[SideRun, dict[str, int]]:
+def run_official(
+    command: list[str], work: Path, overlay_file: Path, settings: str, batches_per_epoch: int
+) -> tuple[SideRun, dict[str, int]]:
     """Write the overlay, run the official script in `work` (single-threaded) and parse the log it writes to
     `work/log/`. A finished run of the same overlay there is parsed again instead (as tedbench's `train`
     returns a finished run of the same settings)."""
@@ -163,8 +192,9 @@ def run_official(command: list[str], work: Path, overlay_file: Path, settings: s
     if not (finished and overlay_file.exists() and overlay_file.read_text() == settings):
         write_text(overlay_file, settings)
         with open(work / "official.out", "w") as out:
-            code = subprocess.run(command, check=False, cwd=work, env={**os.environ, **OFFICIAL_ENV},
-                                  stdout=out, stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(
+                command, check=False, cwd=work, env={**os.environ, **OFFICIAL_ENV}, stdout=out, stderr=subprocess.STDOUT
+            ).returncode
         if code:
             raise TedbenchError(f"the official run failed (exit {code}); see {work / 'official.out'}")
         log = latest_log(work)
@@ -186,32 +216,55 @@ LOCAL_PATHS = ("data_path", "checkpoint_dir")  # left out of the report's overla
 
 # -- both sides -------------------------------------------------------------------------------------
 DIFFERENCES = (
-    ("attribute stream: official = a learned embedding of the item's genres (sum-pooled, `attribute_hidden_size`); "
-     "tedbench = the item's text (minilm vectors through TedRec's text adapter, same width); the attribute "
-     "predictor is trained on the same multi-hot genre labels on both sides (official drops column 0, tedbench "
-     "has no column for it: the same mean)"),
-    ("framework: the official code is RecBole 1.0.0 (patched) under numpy 1.23 / pandas 1.5 / torch 2.13 CPU, "
-     "not its pinned torch 1.8.1; random streams (initialisation, dropout, batch order) differ between sides"),
-    ("official Amazon_Beauty values replaced by the overlay: data (ours, no 5-core re-filter after the user "
-     "subsample), sizes/dropouts/learning rate (tedbench's, listed above), eval every epoch on NDCG@10 with "
-     "topk [10, 20] (official: every 2 epochs on Recall@20), the epoch cap and patience below"),
-    ("best epoch: the official RecBole 1.0.0 keeps the earlier epoch on a tie of the valid score (`>`); tedbench "
-     "follows RecBole 1.2.x (`>=` on the 4-decimal value: the later epoch)"),
-    ("loss: the official log prints each epoch's sum of batch losses (4 decimals); it is divided by the number "
-     "of batches to compare with tedbench's per-batch mean"),
+    (
+        "attribute stream: official = a learned embedding of the item's genres (sum-pooled, `attribute_hidden_size`); "
+        "tedbench = the item's text (minilm vectors through TedRec's text adapter, same width); the attribute "
+        "predictor is trained on the same multi-hot genre labels on both sides (official drops column 0, tedbench "
+        "has no column for it: the same mean)"
+    ),
+    (
+        "framework: the official code is RecBole 1.0.0 (patched) under numpy 1.23 / pandas 1.5 / torch 2.13 CPU, "
+        "not its pinned torch 1.8.1; random streams (initialisation, dropout, batch order) differ between sides"
+    ),
+    (
+        "official Amazon_Beauty values replaced by the overlay: data (ours, no 5-core re-filter after the user "
+        "subsample), sizes/dropouts/learning rate (tedbench's, listed above), eval every epoch on NDCG@10 with "
+        "topk [10, 20] (official: every 2 epochs on Recall@20), the epoch cap and patience below"
+    ),
+    (
+        "best epoch: the official RecBole 1.0.0 keeps the earlier epoch on a tie of the valid score (`>`); tedbench "
+        "follows RecBole 1.2.x (`>=` on the 4-decimal value: the later epoch)"
+    ),
+    (
+        "loss: the official log prints each epoch's sum of batch losses (4 decimals); it is divided by the number "
+        "of batches to compare with tedbench's per-batch mean"
+    ),
 )
 
 
-def verify_difsr(*, checkout: Path, python: str, dataset: str, data_root: Path, overrides: dict[str, Any],
-                 train_config: TrainConfig, seed: int, device: str, work: Path, out: Path,
-                 command: str) -> dict[str, Any]:
+def verify_difsr(
+    *,
+    checkout: Path,
+    python: str,
+    dataset: str,
+    data_root: Path,
+    overrides: dict[str, Any],
+    train_config: TrainConfig,
+    seed: int,
+    device: str,
+    work: Path,
+    out: Path,
+    command: str,
+) -> dict[str, Any]:
     entry = get_model(MODEL)
     train_config = replace(train_config, seed=seed, max_steps_per_epoch=None)
     model_config, train_config = resolve_configs(entry, overrides, train_config)
     attributes = load_sequences(processed_dir(data_root, dataset)).item_attributes
     if attributes is None:
-        raise TedbenchError(f"--dataset {dataset} has no item attributes: the official DIF-SR needs one "
-                            "categorical attribute stream (ml-1m has genres)")
+        raise TedbenchError(
+            f"--dataset {dataset} has no item attributes: the official DIF-SR needs one "
+            "categorical attribute stream (ml-1m has genres)"
+        )
     splits, info, _ = load_dataset(data_root, dataset, None, needs_text=False, users=train_config.user_subsample)
     work.mkdir(parents=True, exist_ok=True)
     data_path = work / "official-data"
@@ -219,30 +272,38 @@ def verify_difsr(*, checkout: Path, python: str, dataset: str, data_root: Path, 
     overlay_file = work / "overlay.yaml"
     settings = overlay(model_config, train_config, data_path, splits.max_len, seed, work)
     official = official_command(python, checkout, overlay_file)
-    theirs, counts = run_official(official, work, overlay_file, yaml.safe_dump(settings, sort_keys=False),
-                                  math.ceil(len(splits.train) / train_config.batch_size))
+    theirs, counts = run_official(
+        official,
+        work,
+        overlay_file,
+        yaml.safe_dump(settings, sort_keys=False),
+        math.ceil(len(splits.train) / train_config.batch_size),
+    )
     n_inters = len(splits.test) + int(splits.test.target_pos.sum() - splits.valid.user_start.sum())
     check_counts(counts, len(splits.test), info.n_items - 1, n_inters)
     ours = run_tedbench(MODEL, dataset, data_root, overrides, train_config, seed, device, work / "tedbench")
     header = {
-        "model": MODEL, "dataset": dataset,
+        "model": MODEL,
+        "dataset": dataset,
         "reference": f"the official DIF-SR code (AIM-SE/DIF-SR@{checkout_commit(checkout)[:7]}, its own patched "
-                     "RecBole 1.0.0), not RecBole 1.2.1",
+        "RecBole 1.0.0), not RecBole 1.2.1",
         "official checkout": f"`git clone https://github.com/AIM-SE/DIF-SR {checkout} && "
-                             f"git -C {checkout} checkout {checkout_commit(checkout)}` (kept outside the repository)",
+        f"git -C {checkout} checkout {checkout_commit(checkout)}` (kept outside the repository)",
         "command": f"`{command}` (exports the data, runs the official command, then tedbench)",
         "official command": f"`{' '.join(f'{k}={v}' for k, v in OFFICIAL_ENV.items())} {shlex.join(official)}` "
-                            f"run in `{work}`",
+        f"run in `{work}`",
         "official overlay": f"`{json.dumps({k: v for k, v in settings.items() if k not in LOCAL_PATHS})}`",
         "export": f"`{data_path / DATASET_NAME}/{DATASET_NAME}.inter` (user, item, position as timestamp) and "
-                  f"`.item` (every item id, `{ATTRIBUTE_FIELD}:token_seq`); the official log's counts "
-                  f"{counts} match the export",
-        "seeds": f"{seed} (one per side)", "users": len(splits.test), "items": info.n_items - 1,
+        f"`.item` (every item id, `{ATTRIBUTE_FIELD}:token_seq`); the official log's counts "
+        f"{counts} match the export",
+        "seeds": f"{seed} (one per side)",
+        "users": len(splits.test),
+        "items": info.n_items - 1,
         "training rows": len(splits.train),
         "model options": json.dumps({k: model_config[k] for k in (*OPTIONS, *LIST_OPTIONS)}, sort_keys=True),
         "training": f"Adam lr {train_config.learning_rate}, batch {train_config.batch_size}, up to "
-                    f"{train_config.epochs} epochs (capped for CPU time), patience {train_config.patience}, "
-                    f"whole epochs, fixed subsample of {train_config.user_subsample} users",
+        f"{train_config.epochs} epochs (capped for CPU time), patience {train_config.patience}, "
+        f"whole epochs, fixed subsample of {train_config.user_subsample} users",
         "device": f"{device}, one thread per side",
         **{f"difference {k}": text for k, text in enumerate(DIFFERENCES, start=1)},
         f"difference {len(DIFFERENCES) + 1}": "budget: reduced for a shared CPU, not the paper's setup (sizes above, "
@@ -266,19 +327,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patience", type=int, default=TrainConfig.patience)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--set", action="append", default=[], type=argtypes.assignment, metavar="KEY=VALUE",
-                        help="a DIF-SR option (VALUE read as JSON, else text)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=argtypes.assignment,
+        metavar="KEY=VALUE",
+        help="a DIF-SR option (VALUE read as JSON, else text)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", type=Path, required=True, help="run folders of both sides")
     parser.add_argument("--out", type=Path, default=Path("results/fidelity"))
     args = parser.parse_args(argv)
-    train_config = TrainConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-                               user_subsample=args.users)
+    train_config = TrainConfig(
+        epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, user_subsample=args.users
+    )
     try:
-        result = verify_difsr(checkout=args.checkout.resolve(), python=args.python, dataset=args.dataset,
-                              data_root=args.data_root, overrides=dict(args.set), train_config=train_config,
-                              seed=args.seed, device=args.device, work=args.work.resolve(), out=args.out,
-                              command=shlex.join(["python", "-m", "benchmark.fidelity.difsr", *(argv or sys.argv[1:])]))
+        result = verify_difsr(
+            checkout=args.checkout.resolve(),
+            python=args.python,
+            dataset=args.dataset,
+            data_root=args.data_root,
+            overrides=dict(args.set),
+            train_config=train_config,
+            seed=args.seed,
+            device=args.device,
+            work=args.work.resolve(),
+            out=args.out,
+            command=shlex.join(["python", "-m", "benchmark.fidelity.difsr", *(argv or sys.argv[1:])]),
+        )
     except TedbenchError as exc:
         sys.exit(f"verify_difsr: error: {exc}")
     print(json.dumps(result, indent=1))

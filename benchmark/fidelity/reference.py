@@ -27,10 +27,31 @@ from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_path
 
 COMPAT = Path(__file__).resolve().parents[2] / "tests" / "recbole_compat.py"
-ARCHITECTURE = ("hidden_size", "inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob",
-                "hidden_act", "layer_norm_eps", "initializer_range")
-FEAREC_OPTIONS = ("contrast", "sim", "tau", "lmd", "lmd_sem", "global_ratio", "dual_domain", "spatial_ratio", "std",
-                  "topk_factor", "fredom", "fredom_type")
+ARCHITECTURE = (
+    "hidden_size",
+    "inner_size",
+    "n_layers",
+    "n_heads",
+    "hidden_dropout_prob",
+    "attn_dropout_prob",
+    "hidden_act",
+    "layer_norm_eps",
+    "initializer_range",
+)
+FEAREC_OPTIONS = (
+    "contrast",
+    "sim",
+    "tau",
+    "lmd",
+    "lmd_sem",
+    "global_ratio",
+    "dual_domain",
+    "spatial_ratio",
+    "std",
+    "topk_factor",
+    "fredom",
+    "fredom_type",
+)
 # tedbench model -> (RecBole model, the options passed through unchanged)
 RECBOLE_MODELS = {"SASRec": ("SASRec", ARCHITECTURE), "FEARec": ("FEARec", ARCHITECTURE + FEAREC_OPTIONS)}
 
@@ -80,12 +101,18 @@ BENCHMARK_FILES_OFF = {"benchmark_filename": None, "alias_of_item_id": None}
 
 OFFICIAL = {
     "TedRec": OfficialCode(
-        repository="RUCAIBox/TedRec", commit="e6b3cb9",
-        model_file="tedrec.py", model_class="TedRec", dataset_file="data/dataset.py", dataset_class="TedRecDataset",
+        repository="RUCAIBox/TedRec",
+        commit="e6b3cb9",
+        model_file="tedrec.py",
+        model_class="TedRec",
+        dataset_file="data/dataset.py",
+        dataset_class="TedRecDataset",
         props=("props/TedRec.yaml", "props/overall.yaml"),
         options=ARCHITECTURE + ("n_exps", "adaptor_dropout_prob", "temperature"),
         fixed={"modulation": "position", "use_id_filter": True, "use_text_fusion": True, "use_gates": True},
-        text_suffix="feat1CLS", text_settings=plm_settings, data_settings=BENCHMARK_FILES_OFF,
+        text_suffix="feat1CLS",
+        text_settings=plm_settings,
+        data_settings=BENCHMARK_FILES_OFF,
     ),
 }
 
@@ -100,8 +127,9 @@ def import_recbole():
     try:
         return compat.import_recbole()
     except ImportError as exc:
-        raise TedbenchError(f"RecBole 1.2.1 is not installed ({exc}): "
-                            "pip install --no-deps recbole==1.2.1 texttable") from exc
+        raise TedbenchError(
+            f"RecBole 1.2.1 is not installed ({exc}): pip install --no-deps recbole==1.2.1 texttable"
+        ) from exc
 
 
 def load_class(checkout: Path, relative: str, name: str) -> type:
@@ -125,8 +153,9 @@ def load_class(checkout: Path, relative: str, name: str) -> type:
 
 def checkout_commit(checkout: Path) -> str:
     """The HEAD commit of an official code checkout (the reports name it); an error when it is not a git work tree."""
-    result = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise TedbenchError(f"{checkout}: not a git checkout of the official code ({result.stderr.strip()})")
     return result.stdout.strip()
@@ -141,8 +170,17 @@ def resolve(against: str, model: str, model_config: dict[str, Any], code: Path |
         from recbole.utils import get_model as recbole_model_class
 
         name, options = RECBOLE_MODELS[model]
-        return Reference("recbole", "RecBole 1.2.1", recbole_model_class(name), None, (), options, None, None,
-                         identity={"code": f"recbole {name}"})
+        return Reference(
+            "recbole",
+            "RecBole 1.2.1",
+            recbole_model_class(name),
+            None,
+            (),
+            options,
+            None,
+            None,
+            identity={"code": f"recbole {name}"},
+        )
     if model not in OFFICIAL:
         raise TedbenchError(f"--model {model}: verify --against official supports {', '.join(OFFICIAL)}")
     if code is None:
@@ -152,15 +190,23 @@ def resolve(against: str, model: str, model_config: dict[str, Any], code: Path |
         raise TedbenchError(f"--reference-code {code}: no such folder")
     wrong = {k: model_config[k] for k, v in entry.fixed.items() if model_config[k] != v}
     if wrong:
-        raise TedbenchError(f"--set {wrong}: the official {model} code has no such option (it hard-codes {entry.fixed})")
+        raise TedbenchError(
+            f"--set {wrong}: the official {model} code has no such option (it hard-codes {entry.fixed})"
+        )
     commit = checkout_commit(code)
     dataset_class = load_class(code, entry.dataset_file, entry.dataset_class) if entry.dataset_file else None
     return Reference(
-        "official", f"official {model} ({entry.repository}@{commit[:7]})",
-        load_class(code, entry.model_file, entry.model_class), dataset_class,
-        tuple(str(code / props) for props in entry.props), entry.options, entry.text_suffix, entry.text_settings,
-        dict(entry.data_settings), identity={"code": f"{entry.repository} {entry.model_file}:{entry.model_class}",
-                                             "commit": commit})
+        "official",
+        f"official {model} ({entry.repository}@{commit[:7]})",
+        load_class(code, entry.model_file, entry.model_class),
+        dataset_class,
+        tuple(str(code / props) for props in entry.props),
+        entry.options,
+        entry.text_suffix,
+        entry.text_settings,
+        dict(entry.data_settings),
+        identity={"code": f"{entry.repository} {entry.model_file}:{entry.model_class}", "commit": commit},
+    )
 
 
 def write_text_features(path: Path, item_text: torch.Tensor) -> None:

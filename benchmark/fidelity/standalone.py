@@ -56,8 +56,10 @@ TEST_MARKER = "---------------Sample 99 results---------------"  # main.py, befo
 def user_sequences(splits: Splits) -> list[list[int]]:
     """Each user's whole sequence (training part, valid target, test target), users in tedbench's order."""
     items = splits.items.numpy()
-    return [items[start : last + 1].tolist()
-            for start, last in zip(splits.valid.user_start.tolist(), splits.test.target_pos.tolist())]
+    return [
+        items[start : last + 1].tolist()
+        for start, last in zip(splits.valid.user_start.tolist(), splits.test.target_pos.tolist())
+    ]
 
 
 def sampled_negatives(sequences: list[list[int]], n_items: int, seed: int) -> list[list[int]]:
@@ -67,8 +69,10 @@ def sampled_negatives(sequences: list[list[int]], n_items: int, seed: int) -> li
     for sequence in sequences:
         absent = np.setdiff1d(np.arange(1, n_items), sequence)
         if len(absent) < SAMPLED_NEGATIVES:
-            raise TedbenchError(f"a user touches {n_items - 1 - len(absent)} of {n_items - 1} items: fewer than "
-                                f"{SAMPLED_NEGATIVES} are left for the official sampled-negative file")
+            raise TedbenchError(
+                f"a user touches {n_items - 1 - len(absent)} of {n_items - 1} items: fewer than "
+                f"{SAMPLED_NEGATIVES} are left for the official sampled-negative file"
+            )
         result.append(sorted(rng.choice(absent, SAMPLED_NEGATIVES, replace=False).tolist()))
     return result
 
@@ -78,15 +82,17 @@ def id_lines(rows: list[list[int]]) -> str:
     return "".join(f"{user} {' '.join(map(str, row))}\n" for user, row in enumerate(rows, start=1))
 
 
-def export_fmlprec(sequences: list[list[int]], item_text: np.ndarray | None, n_items: int, folder: Path,
-                   seed: int) -> None:
+def export_fmlprec(
+    sequences: list[list[int]], item_text: np.ndarray | None, n_items: int, folder: Path, seed: int
+) -> None:
     """`folder/Beauty.txt` (one line per user) and `Beauty_sample.txt` (FMLP-Rec utils.get_user_seqs_and_sample)."""
     write_text(folder / f"{OFFICIAL_DATA_NAME}.txt", id_lines(sequences))
     write_text(folder / f"{OFFICIAL_DATA_NAME}_sample.txt", id_lines(sampled_negatives(sequences, n_items, seed)))
 
 
-def export_dlfsrec(sequences: list[list[int]], item_text: np.ndarray | None, n_items: int, folder: Path,
-                   seed: int) -> None:
+def export_dlfsrec(
+    sequences: list[list[int]], item_text: np.ndarray | None, n_items: int, folder: Path, seed: int
+) -> None:
     """`folder/Beauty_all_multi_word.dat` (DLFS-Rec utils.get_data_dic) and `Beauty_sample.txt`.
 
     Interactions carry a zero time context (the processed data has no timestamps). `items_feat` holds the item
@@ -98,8 +104,9 @@ def export_dlfsrec(sequences: list[list[int]], item_text: np.ndarray | None, n_i
         raise TedbenchError(f"DLFS-Rec's export needs the item text matrix with {n_items} rows")
     width = item_text.shape[1]
     data = {
-        "user_seq_token": {user: [[item, [0.0] * CONTEXT_DIM] for item in sequence]
-                           for user, sequence in enumerate(sequences, start=1)},
+        "user_seq_token": {
+            user: [[item, [0.0] * CONTEXT_DIM] for item in sequence] for user, sequence in enumerate(sequences, start=1)
+        },
         "items_feat": np.asarray(item_text, dtype=np.float32),
         "item2id": {"[PAD]": 0, **{f"item{i}": i for i in range(1, n_items)}},
         "user2id": {"[PAD]": 0, **{f"user{u}": u for u in range(1, len(sequences) + 1)}},
@@ -123,17 +130,27 @@ DLFSREC_LAUNCHER = (
 )
 
 COMMON_DIFFERENCES = (
-    ("training rows: official every prefix of each user's last ≤ 50 training items, the first with an empty input "
-     "(datasets.py `seq[-(max_len + 2):-2]`); tedbench targets s_1..s_{n−3}, each with its whole prefix cut to 50"),
-    ("evaluation: both full ranking over every item with Recall(=HIT)/NDCG@10/20 for the one target; the official "
-     "code removes the user's history (valid: training part, test: + valid item) from the ranking, tedbench "
-     "(RecBole's sequential protocol) ranks history items too"),
-    ("selection: official valid NDCG@20 (strict improvement, stop after 10 epochs without one); tedbench valid "
-     "NDCG@10 (rounded to 4 places, ≥ counts, patience 9 = stop after 10 misses)"),
-    ("loss columns are different objectives (official sampled pairwise loss, tedbench full-softmax CE): compare "
-     "their shape, not their values"),
-    (f"the official loaders need `{OFFICIAL_DATA_NAME}_sample.txt` (99 sampled negatives per user): written, "
-     "unused under --full_sort"),
+    (
+        "training rows: official every prefix of each user's last ≤ 50 training items, the first with an empty input "
+        "(datasets.py `seq[-(max_len + 2):-2]`); tedbench targets s_1..s_{n−3}, each with its whole prefix cut to 50"
+    ),
+    (
+        "evaluation: both full ranking over every item with Recall(=HIT)/NDCG@10/20 for the one target; the official "
+        "code removes the user's history (valid: training part, test: + valid item) from the ranking, tedbench "
+        "(RecBole's sequential protocol) ranks history items too"
+    ),
+    (
+        "selection: official valid NDCG@20 (strict improvement, stop after 10 epochs without one); tedbench valid "
+        "NDCG@10 (rounded to 4 places, ≥ counts, patience 9 = stop after 10 misses)"
+    ),
+    (
+        "loss columns are different objectives (official sampled pairwise loss, tedbench full-softmax CE): compare "
+        "their shape, not their values"
+    ),
+    (
+        f"the official loaders need `{OFFICIAL_DATA_NAME}_sample.txt` (99 sampled negatives per user): written, "
+        "unused under --full_sort"
+    ),
 )
 
 
@@ -153,43 +170,124 @@ class OfficialCode:
 
 OFFICIAL_CODE = {
     "FMLP-Rec": OfficialCode(
-        "FMLP-Rec", "Woeee/FMLP-Rec", export_fmlprec, ("main.py",),
-        ("--hidden_size", "64", "--num_hidden_layers", "2", "--hidden_dropout_prob", "0.5", "--lr", "0.001",
-         "--batch_size", "256", "--max_seq_length", "50", "--initializer_range", "0.02"),
-        "rec_loss", 256,
-        (("loss: official BCE of the target against one negative drawn uniformly from the ids absent from the row "
-          "(trainers.py cross_entropy); tedbench full-softmax CE over all ids"),
-         ("evaluation: official history items get score 0 (not −inf: items with negative scores still rank below "
-          "them) and the padding id 0 stays a candidate"),
-         ("padding: official left padding, the last item always at position embedding 49, read-out at the last "
-          "slot; tedbench right padding, the last item at position n−1, read-out there: the position embeddings "
-          "and the circular filters see another alignment"),) + COMMON_DIFFERENCES),
+        "FMLP-Rec",
+        "Woeee/FMLP-Rec",
+        export_fmlprec,
+        ("main.py",),
+        (
+            "--hidden_size",
+            "64",
+            "--num_hidden_layers",
+            "2",
+            "--hidden_dropout_prob",
+            "0.5",
+            "--lr",
+            "0.001",
+            "--batch_size",
+            "256",
+            "--max_seq_length",
+            "50",
+            "--initializer_range",
+            "0.02",
+        ),
+        "rec_loss",
+        256,
+        (
+            (
+                "loss: official BCE of the target against one negative drawn uniformly from the ids absent from "
+                "the row (trainers.py cross_entropy); tedbench full-softmax CE over all ids"
+            ),
+            (
+                "evaluation: official history items get score 0 (not −inf: items with negative scores still rank below "
+                "them) and the padding id 0 stays a candidate"
+            ),
+            (
+                "padding: official left padding, the last item always at position embedding 49, read-out at the last "
+                "slot; tedbench right padding, the last item at position n−1, read-out there: the position embeddings "
+                "and the circular filters see another alignment"
+            ),
+        )
+        + COMMON_DIFFERENCES,
+    ),
     "DLFS-Rec": OfficialCode(
-        "DLFS-Rec", "zxiang30/DLFS-Rec", export_dlfsrec, ("-c", DLFSREC_LAUNCHER),
-        ("--hidden_size", "128", "--attribute_hidden_size", "128", "--num_hidden_layers", "4",
-         "--hidden_dropout_prob", "0.5", "--lr", "0.0001", "--train_batch_size", "256", "--eval_batch_size", "128",
-         "--pvn_weight", "0.005", "--fusion_type", "add", "--max_seq_length", "50", "--initializer_range", "0.02"),
-        "rec_avg_loss", 256,
-        (("loss: official −log σ(W2(u, neg) − W2(u, pos)) with one negative drawn uniformly from the ids absent "
-          "from the row, + pvn (trainers.py bpr_optimization); tedbench full-softmax CE over all ids with logits −W2, "
-          "+ the same pvn term with its own uniform absent negative"),
-         ("side information: both sides feed the frozen MiniLM item text through the side Linears; the official "
-          "input also has a 6-d time context, zero here (no timestamps), so its 6 extra input columns stay inert"),
-         ("launcher: `python -c` replaces utils.get_feats_vec by the identity on the exported text matrix and, "
-          "without CUDA, makes Tensor.cuda the identity (trainers.py full-sort `.cuda()`); main.py runs unchanged"),
-         "evaluation: official history items and the padding id 0 get distance 1e24 (excluded)",
-         ("padding: official left, tedbench right; without position embeddings and with circular filters the "
-          "read-out is the same function of the sequence either way (dropout masks fall on other slots)"),)
-        + COMMON_DIFFERENCES),
+        "DLFS-Rec",
+        "zxiang30/DLFS-Rec",
+        export_dlfsrec,
+        ("-c", DLFSREC_LAUNCHER),
+        (
+            "--hidden_size",
+            "128",
+            "--attribute_hidden_size",
+            "128",
+            "--num_hidden_layers",
+            "4",
+            "--hidden_dropout_prob",
+            "0.5",
+            "--lr",
+            "0.0001",
+            "--train_batch_size",
+            "256",
+            "--eval_batch_size",
+            "128",
+            "--pvn_weight",
+            "0.005",
+            "--fusion_type",
+            "add",
+            "--max_seq_length",
+            "50",
+            "--initializer_range",
+            "0.02",
+        ),
+        "rec_avg_loss",
+        256,
+        (
+            (
+                "loss: official −log σ(W2(u, neg) − W2(u, pos)) with one negative drawn uniformly from the ids absent "
+                "from the row, + pvn (trainers.py bpr_optimization); tedbench full-softmax CE over all ids with "
+                "logits −W2, + the same pvn term with its own uniform absent negative"
+            ),
+            (
+                "side information: both sides feed the frozen MiniLM item text through the side Linears; the official "
+                "input also has a 6-d time context, zero here (no timestamps), so its 6 extra input columns stay inert"
+            ),
+            (
+                "launcher: `python -c` replaces utils.get_feats_vec by the identity on the exported text matrix and, "
+                "without CUDA, makes Tensor.cuda the identity (trainers.py full-sort `.cuda()`); main.py runs unchanged"
+            ),
+            "evaluation: official history items and the padding id 0 get distance 1e24 (excluded)",
+            (
+                "padding: official left, tedbench right; without position embeddings and with circular filters the "
+                "read-out is the same function of the sequence either way (dropout masks fall on other slots)"
+            ),
+        )
+        + COMMON_DIFFERENCES,
+    ),
 }
 
 
-def official_command(code: OfficialCode, data_dir: Path, out_dir: Path, seed: int, epochs: int,
-                     patience: int) -> list[str]:
+def official_command(
+    code: OfficialCode, data_dir: Path, out_dir: Path, seed: int, epochs: int, patience: int
+) -> list[str]:
     """The official command line (run with the checkout as working directory)."""
-    return [sys.executable, *code.entry, "--data_dir", f"{data_dir.resolve()}/", "--data_name", OFFICIAL_DATA_NAME,
-            "--output_dir", f"{out_dir.resolve()}/", "--full_sort", "--no_cuda", "--seed", str(seed),
-            "--epochs", str(epochs), "--patience", str(patience), *code.flags]
+    return [
+        sys.executable,
+        *code.entry,
+        "--data_dir",
+        f"{data_dir.resolve()}/",
+        "--data_name",
+        OFFICIAL_DATA_NAME,
+        "--output_dir",
+        f"{out_dir.resolve()}/",
+        "--full_sort",
+        "--no_cuda",
+        "--seed",
+        str(seed),
+        "--epochs",
+        str(epochs),
+        "--patience",
+        str(patience),
+        *code.flags,
+    ]
 
 
 def parse_official_log(text: str, loss_key: str, seed: int) -> SideRun:
@@ -214,9 +312,11 @@ def parse_official_log(text: str, loss_key: str, seed: int) -> SideRun:
             elif "Epoch" in record:
                 run.valid.append(float(record["NDCG@10"]))
     if not run.test or not run.loss or len(run.valid) != len(run.loss) or run.best_epoch < 0:
-        raise TedbenchError(f"official log: {len(run.loss)} training and {len(run.valid)} valid epochs, "
-                            f"best epoch {run.best_epoch}, test {'found' if run.test else 'missing'}: "
-                            "not a finished full-sort run")
+        raise TedbenchError(
+            f"official log: {len(run.loss)} training and {len(run.valid)} valid epochs, "
+            f"best epoch {run.best_epoch}, test {'found' if run.test else 'missing'}: "
+            "not a finished full-sort run"
+        )
     return run
 
 
@@ -244,8 +344,19 @@ def finished_official(code: OfficialCode, command: list[str], commit: str, log: 
 
 
 # -- side by side -------------------------------------------------------------------------------------
-def compare(model: str, dataset: str, *, data_root: Path, checkout: Path, seed: int, epochs: int, patience: int,
-            out: Path, work: Path, command: str) -> dict:
+def compare(
+    model: str,
+    dataset: str,
+    *,
+    data_root: Path,
+    checkout: Path,
+    seed: int,
+    epochs: int,
+    patience: int,
+    out: Path,
+    work: Path,
+    command: str,
+) -> dict:
     """Export, run the official code and tedbench's `official` preset once each, write the report under `out`."""
     if model not in OFFICIAL_CODE:
         raise TedbenchError(f"--model {model}: standalone official code is known for {', '.join(OFFICIAL_CODE)}")
@@ -266,8 +377,9 @@ def compare(model: str, dataset: str, *, data_root: Path, checkout: Path, seed: 
     theirs = finished_official(code, argv, commit, log, seed)
     process = None if theirs else start_official(checkout, argv, log)  # both sides train at once, a thread each
     try:
-        ours = run_tedbench(model, dataset, data_root, overrides, train_config, seed, "cpu",
-                            work / f"tedbench-seed{seed}")
+        ours = run_tedbench(
+            model, dataset, data_root, overrides, train_config, seed, "cpu", work / f"tedbench-seed{seed}"
+        )
     except BaseException:
         if process:
             process.kill()
@@ -277,20 +389,24 @@ def compare(model: str, dataset: str, *, data_root: Path, checkout: Path, seed: 
         write_text(official_out / "command.json", json.dumps({"command": argv, "commit": commit}))
     shown = ["python" if arg == sys.executable else arg for arg in argv]
     header = {
-        "model": model, "dataset": dataset, "command": f"`{command}`",
+        "model": model,
+        "dataset": dataset,
+        "command": f"`{command}`",
         "official code": f"{code.repository}@{commit}",
         "official command": f"`cd CHECKOUT && OMP_NUM_THREADS=1 {shlex.join(shown)}`",
         "export": f"`{data_dir}` from tedbench's processed {dataset}: {len(sequences)} users in tedbench's order, "
-                  f"item ids unchanged ({info.n_items - 1} items), whole sequences (valid/test = the last two items)",
+        f"item ids unchanged ({info.n_items - 1} items), whole sequences (valid/test = the last two items)",
         "seed": f"{seed} on each side (each seeds its own generators)",
         "training rows": f"tedbench {len(splits.train)}, official {official_train_rows(sequences, splits.max_len)}",
-        "tedbench run": (f"in-process `benchmark.fidelity.verify.run_tedbench` = `tedbench train --model {model} --dataset "
-                         f"{dataset} --set preset=official --batch-size {code.batch_size} --epochs {epochs} --seed "
-                         f"{seed} --device cpu` with patience {patience - 1} (the CLI has no patience flag)"),
+        "tedbench run": (
+            f"in-process `benchmark.fidelity.verify.run_tedbench` = `tedbench train --model {model} --dataset "
+            f"{dataset} --set preset=official --batch-size {code.batch_size} --epochs {epochs} --seed "
+            f"{seed} --device cpu` with patience {patience - 1} (the CLI has no patience flag)"
+        ),
         "tedbench options": json.dumps(model_config, sort_keys=True),
         "training": f"Adam lr {train_config.learning_rate}, batch {train_config.batch_size}, max length "
-                    f"{splits.max_len}, up to {epochs} epochs, stop after {patience} epochs without improvement, "
-                    "CPU, one thread",
+        f"{splits.max_len}, up to {epochs} epochs, stop after {patience} epochs without improvement, "
+        "CPU, one thread",
         **{f"difference {i}": line for i, line in enumerate(code.differences, start=1)},
     }
     reference = ReportSide("official", f"official {code.repository}")
@@ -303,8 +419,7 @@ def official_train_rows(sequences: list[list[int]], max_len: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.fidelity.standalone",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.fidelity.standalone", description=__doc__.split("\n")[0])
     parser.add_argument("--model", required=True, choices=sorted(OFFICIAL_CODE))
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--checkout", required=True, type=Path, help="a clone of the official repository")
@@ -313,14 +428,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=200, help="epoch cap on both sides (official default 200)")
     parser.add_argument("--patience", type=int, default=10, help="official epochs without improvement (default 10)")
     parser.add_argument("--out", type=Path, default=Path("results/fidelity"))
-    parser.add_argument("--work", type=Path,
-                        help="exports, official outputs, tedbench runs (default: runs/official/DATASET/MODEL)")
+    parser.add_argument(
+        "--work", type=Path, help="exports, official outputs, tedbench runs (default: runs/official/DATASET/MODEL)"
+    )
     args = parser.parse_args(argv)
     work = args.work or Path("runs") / "official" / args.dataset / args.model
     command = "python -m benchmark.fidelity.standalone " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        result = compare(args.model, args.dataset, data_root=args.data_root, checkout=args.checkout, seed=args.seed,
-                         epochs=args.epochs, patience=args.patience, out=args.out, work=work, command=command)
+        result = compare(
+            args.model,
+            args.dataset,
+            data_root=args.data_root,
+            checkout=args.checkout,
+            seed=args.seed,
+            epochs=args.epochs,
+            patience=args.patience,
+            out=args.out,
+            work=work,
+            command=command,
+        )
     except TedbenchError as exc:
         print(f"tedbench: error: {exc}", file=sys.stderr)
         return 2

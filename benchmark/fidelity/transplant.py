@@ -62,14 +62,17 @@ class NameMap:
 
 NAME_MAPS = {
     "TedRec": NameMap(
-        rules=TRANSFORMER_RULES + [
+        rules=TRANSFORMER_RULES
+        + [
             (r"^complex_weight$", "fusion.id_filter.complex_weight"),
             (r"^item_gating\.", "fusion.id_gate."),
             (r"^fusion_gating\.", "fusion.fusion_gate."),
             (r"^moe_adaptor\.(w_gate|w_noise)$", r"adaptor.\1"),
         ],
-        stacked=[(r"^moe_adaptor\.experts\.(\d+)\.lin\.weight$", "adaptor.experts", True),
-                 (r"^moe_adaptor\.experts\.(\d+)\.bias$", "adaptor.bias", False)],
+        stacked=[
+            (r"^moe_adaptor\.experts\.(\d+)\.lin\.weight$", "adaptor.experts", True),
+            (r"^moe_adaptor\.experts\.(\d+)\.bias$", "adaptor.bias", False),
+        ],
         item_rows=("item_embedding.weight",),
         inputs=("plm_embedding.weight",),
     ),
@@ -126,8 +129,9 @@ def _check_shape(name: str, got: torch.Tensor, want: torch.Tensor) -> None:
         raise TedbenchError(f"weight transplant: {name}: shape {tuple(got.shape)} vs {tuple(want.shape)}")
 
 
-def check_inputs(names: NameMap, reference: dict[str, torch.Tensor], item_text: torch.Tensor,
-                 order: torch.Tensor) -> None:
+def check_inputs(
+    names: NameMap, reference: dict[str, torch.Tensor], item_text: torch.Tensor, order: torch.Tensor
+) -> None:
     """The reference's frozen inputs equal tedbench's item text (rows in the reference's id order)."""
     for name in names.inputs:
         expected = item_text[order].to(reference[name].dtype)
@@ -135,8 +139,9 @@ def check_inputs(names: NameMap, reference: dict[str, torch.Tensor], item_text: 
             raise TedbenchError(f"weight transplant: the reference's {name} differs from tedbench's item text")
 
 
-def to_reference(names: NameMap, ours: dict[str, torch.Tensor], template: dict[str, torch.Tensor],
-                 order: torch.Tensor) -> dict[str, torch.Tensor]:
+def to_reference(
+    names: NameMap, ours: dict[str, torch.Tensor], template: dict[str, torch.Tensor], order: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """tedbench's state dict as the reference's (its frozen inputs kept from `template`); `order[i]` is the tedbench
     id of the reference's item id i."""
     pairs = correspondence(names, template)
@@ -150,8 +155,9 @@ def to_reference(names: NameMap, ours: dict[str, torch.Tensor], template: dict[s
     return out
 
 
-def to_tedbench(names: NameMap, reference: dict[str, torch.Tensor], template: dict[str, torch.Tensor],
-                order: torch.Tensor) -> dict[str, torch.Tensor]:
+def to_tedbench(
+    names: NameMap, reference: dict[str, torch.Tensor], template: dict[str, torch.Tensor], order: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """The reference's state dict as tedbench's (the inverse of `to_reference`)."""
     pairs = correspondence(names, reference)
     _check_names(pairs, template)
@@ -177,9 +183,13 @@ def tedbench_side(model, splits) -> dict[str, dict[str, float]]:
 
 
 def reference_side(trainer, loaders: dict[str, Any]) -> dict[str, dict[str, float]]:
-    return {split: {key.lower(): float(value) for key, value in
-                    trainer.evaluate(loader, load_best_model=False, show_progress=False).items()}
-            for split, loader in loaders.items()}
+    return {
+        split: {
+            key.lower(): float(value)
+            for key, value in trainer.evaluate(loader, load_best_model=False, show_progress=False).items()
+        }
+        for split, loader in loaders.items()
+    }
 
 
 @torch.no_grad()
@@ -205,8 +215,9 @@ def rounded(metrics: dict[str, float]) -> dict[str, float]:
     return {key: round(value, METRIC_DECIMALS) for key, value in metrics.items()}
 
 
-def transplant(setup, seed: int, ours_state: dict[str, torch.Tensor],
-               reference_state: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+def transplant(
+    setup, seed: int, ours_state: dict[str, torch.Tensor], reference_state: dict[str, torch.Tensor]
+) -> list[dict[str, Any]]:
     """Both ways for one seed: rows (weights, evaluated by, split, metrics, equal, score gap)."""
     import recbole.trainer.trainer as recbole_trainer
 
@@ -236,8 +247,17 @@ def transplant(setup, seed: int, ours_state: dict[str, torch.Tensor],
         gap = score_gap(ours, theirs, splits, order)
         for split in ("valid", "test"):
             equal = rounded(own[split]) == rounded(other[split])
-            rows.append({"seed": seed, "weights": weights, "split": split, "own": own[split], "other": other[split],
-                         "equal": equal, "score_gap": gap})
+            rows.append(
+                {
+                    "seed": seed,
+                    "weights": weights,
+                    "split": split,
+                    "own": own[split],
+                    "other": other[split],
+                    "equal": equal,
+                    "score_gap": gap,
+                }
+            )
     return rows
 
 
@@ -248,19 +268,30 @@ def transplant_markdown(header: dict[str, Any], rows: list[dict[str, Any]], labe
     lines += [f"- {name}: {value}" for name, value in header.items()]
     equal = all(row["equal"] for row in rows)
     gap = max(row["score_gap"] for row in rows)
-    summary = (f"**{'EXACT' if equal else 'DIFFERENT'}: every metric {'equal' if equal else 'not equal'} across "
-               f"the two evaluations (rounded to {METRIC_DECIMALS} decimals); largest full-sort score difference "
-               f"{gap:.2e}.**")
-    lines += ["", summary, "",
-              ("Each side's trained weights, evaluated by its own full-sort evaluation and, transplanted, by the "
-               "other side's (the gap is over every valid and test row and every real item)."), "",
-              f"| seed | weights | split | evaluated by | {' | '.join(METRICS)} | equal |",
-              "|---|---|---|---|" + "---|" * len(METRICS) + "---|"]
+    summary = (
+        f"**{'EXACT' if equal else 'DIFFERENT'}: every metric {'equal' if equal else 'not equal'} across "
+        f"the two evaluations (rounded to {METRIC_DECIMALS} decimals); largest full-sort score difference "
+        f"{gap:.2e}.**"
+    )
+    lines += [
+        "",
+        summary,
+        "",
+        (
+            "Each side's trained weights, evaluated by its own full-sort evaluation and, transplanted, by the "
+            "other side's (the gap is over every valid and test row and every real item)."
+        ),
+        "",
+        f"| seed | weights | split | evaluated by | {' | '.join(METRICS)} | equal |",
+        "|---|---|---|---|" + "---|" * len(METRICS) + "---|",
+    ]
     for row in rows:
         for who, key in (("own side", "own"), ("other side", "other")):
             values = " | ".join(f"{row[key][m]:.6f}" for m in METRICS)
-            lines.append(f"| {row['seed']} | {row['weights']} | {row['split']} | {who} | {values} | "
-                         f"{'yes' if row['equal'] else 'NO'} |")
+            lines.append(
+                f"| {row['seed']} | {row['weights']} | {row['split']} | {who} | {values} | "
+                f"{'yes' if row['equal'] else 'NO'} |"
+            )
     lines.append("")
     return "\n".join(lines)
 
@@ -268,5 +299,8 @@ def transplant_markdown(header: dict[str, Any], rows: list[dict[str, Any]], labe
 def write_transplant(out: Path, stem: str, header: dict[str, Any], rows: list[dict[str, Any]], label: str) -> dict:
     path = out / f"{stem}.transplant.md"
     write_text(path, transplant_markdown(header, rows, label))
-    return {"transplant": "exact" if all(r["equal"] for r in rows) else "different",
-            "score_gap": max(r["score_gap"] for r in rows), "markdown": str(path)}
+    return {
+        "transplant": "exact" if all(r["equal"] for r in rows) else "different",
+        "score_gap": max(r["score_gap"] for r in rows),
+        "markdown": str(path),
+    }

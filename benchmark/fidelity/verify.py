@@ -13,8 +13,8 @@ way. Output: a side-by-side Markdown table and CSVs (per-epoch loss and valid ND
 per-seed test metrics) and a verdict: the test NDCG@10 means differ by at most two standard errors.
 
 `--against official --reference-code PATH` runs an official RecBole-based checkout instead of stock RecBole
-(`benchmark.fidelity.reference` knows its files); its item text is written from tedbench's embeddings. Each finished side
-and seed stores its result (`siderun.json`, and its best weights) in its run folder under `--work`; a rerun with
+(`benchmark.fidelity.reference` knows its files); its item text is written from tedbench's embeddings. Each finished
+side and seed stores its result (`siderun.json`, and its best weights) in its run folder under `--work`; a rerun with
 the same settings and data reuses it, other settings are refused. RecBole is imported only through the numpy 2 /
 pandas 3 shims of the checkout's `tests/recbole_compat.py` (`benchmark.fidelity.reference.import_recbole`).
 """
@@ -71,8 +71,10 @@ def stored_side_run(folder: Path, settings: dict[str, Any]) -> SideRun | None:
     stored = json.loads(path.read_text())
     changed = differing_keys(stored["settings"], json.loads(json.dumps(settings)))
     if changed:
-        raise TedbenchError(f"{path}: finished with other settings ({', '.join(changed)}); "
-                            f"use another --work, or remove {folder} to recompute it")
+        raise TedbenchError(
+            f"{path}: finished with other settings ({', '.join(changed)}); "
+            f"use another --work, or remove {folder} to recompute it"
+        )
     return SideRun(**stored["run"])
 
 
@@ -122,8 +124,9 @@ def check_same_rows(splits: Splits, recbole_splits: dict[str, Any]) -> None:
         item_ids = np.array([0] + [int(t) for t in data.field2id_token["item_id"][1:]])
         user_ids = np.array([-1] + [int(t) for t in data.field2id_token["user_id"][1:]])
         seq = item_ids[feat["item_id_list"].numpy()]
-        theirs = row_table(user_ids[feat["user_id"].numpy()], seq, feat["item_length"].numpy(),
-                           item_ids[feat["item_id"].numpy()])
+        theirs = row_table(
+            user_ids[feat["user_id"].numpy()], seq, feat["item_length"].numpy(), item_ids[feat["item_id"].numpy()]
+        )
         rows = getattr(splits, name)
         ours_seq, ours_length, ours_target = (t.numpy() for t in splits.batch(rows))
         ours = row_table(user_of(splits, rows), ours_seq, ours_length, ours_target)
@@ -139,26 +142,54 @@ def write_reference_data(splits: Splits, info: DatasetInfo, reference: Reference
         write_text_features(folder / f"{DATASET_NAME}.{reference.text_suffix}", info.item_text)
 
 
-def reference_settings(reference: Reference, model_config: dict[str, Any], train_config: TrainConfig,
-                       data_path: Path, max_len: int, seed: int, device: torch.device, work: Path,
-                       text_dim: int | None = None) -> dict[str, Any]:
+def reference_settings(
+    reference: Reference,
+    model_config: dict[str, Any],
+    train_config: TrainConfig,
+    data_path: Path,
+    max_len: int,
+    seed: int,
+    device: torch.device,
+    work: Path,
+    text_dim: int | None = None,
+) -> dict[str, Any]:
     """RecBole's config_dict for the same model options, data and training budget."""
     values = {key: model_config[key] for key in reference.options}
     if values.get("contrast") == "none":
         values["contrast"] = None  # the stock yaml: no contrastive term
     text = reference.text_settings(text_dim, model_config) if reference.text_settings else {}
     return {
-        **values, **text, **reference.data_settings,
-        "data_path": str(data_path), "checkpoint_dir": str(work), "seed": seed, "reproducibility": True,
-        "use_gpu": device.type == "cuda", "gpu_id": str(device.index or 0) if device.type == "cuda" else "",
-        "load_col": None, "user_inter_num_interval": None, "item_inter_num_interval": None,
+        **values,
+        **text,
+        **reference.data_settings,
+        "data_path": str(data_path),
+        "checkpoint_dir": str(work),
+        "seed": seed,
+        "reproducibility": True,
+        "use_gpu": device.type == "cuda",
+        "gpu_id": str(device.index or 0) if device.type == "cuda" else "",
+        "load_col": None,
+        "user_inter_num_interval": None,
+        "item_inter_num_interval": None,
         "MAX_ITEM_LIST_LENGTH": max_len,
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
-        "loss_type": "CE", "train_neg_sample_args": None, "learner": "adam", "weight_decay": 0.0,
-        "learning_rate": train_config.learning_rate, "train_batch_size": train_config.batch_size,
-        "eval_batch_size": 4096, "epochs": train_config.epochs, "stopping_step": train_config.patience,
-        "eval_step": 1, "metrics": ["Recall", "NDCG"], "topk": list(DEFAULT_KS), "valid_metric": "NDCG@10",
-        "metric_decimal_place": 4, "show_progress": False, "save_dataset": False, "save_dataloaders": False,
+        "loss_type": "CE",
+        "train_neg_sample_args": None,
+        "learner": "adam",
+        "weight_decay": 0.0,
+        "learning_rate": train_config.learning_rate,
+        "train_batch_size": train_config.batch_size,
+        "eval_batch_size": 4096,
+        "epochs": train_config.epochs,
+        "stopping_step": train_config.patience,
+        "eval_step": 1,
+        "metrics": ["Recall", "NDCG"],
+        "topk": list(DEFAULT_KS),
+        "valid_metric": "NDCG@10",
+        "metric_decimal_place": 4,
+        "show_progress": False,
+        "save_dataset": False,
+        "save_dataloaders": False,
         "log_wandb": False,
     }
 
@@ -245,15 +276,38 @@ class _Inert:
 
 
 # -- tedbench side ----------------------------------------------------------------------------------
-def run_tedbench(model: str, dataset: str, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
-                 seed: int, device: str, out: Path, encoder: str | None = None) -> SideRun:
-    metrics = train(model, dataset, data_root=data_root, out=out, device=device, overrides=overrides, encoder=encoder,
-                    train_config=replace(train_config, seed=seed), progress=False, tag="verify")
+def run_tedbench(
+    model: str,
+    dataset: str,
+    data_root: Path,
+    overrides: dict[str, Any],
+    train_config: TrainConfig,
+    seed: int,
+    device: str,
+    out: Path,
+    encoder: str | None = None,
+) -> SideRun:
+    metrics = train(
+        model,
+        dataset,
+        data_root=data_root,
+        out=out,
+        device=device,
+        overrides=overrides,
+        encoder=encoder,
+        train_config=replace(train_config, seed=seed),
+        progress=False,
+        tag="verify",
+    )
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     log = [record for record in log if record.get("stage") != "pretrain"]
-    return SideRun(seed, [r["loss_mean"] for r in log], [r["valid"][SELECTION_METRIC] for r in log],
-                   int(metrics["best_epoch"]), dict(metrics["test"]))
-
+    return SideRun(
+        seed,
+        [r["loss_mean"] for r in log],
+        [r["valid"][SELECTION_METRIC] for r in log],
+        int(metrics["best_epoch"]),
+        dict(metrics["test"]),
+    )
 
 
 # -- comparison -------------------------------------------------------------------------------------
@@ -287,7 +341,9 @@ def verdict(ours: list[SideRun], theirs: list[SideRun]) -> tuple[str, float, flo
     return "FAIL: more than two standard errors apart", difference, se
 
 
-def epoch_rows(ours: list[SideRun], theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE) -> list[dict[str, Any]]:
+def epoch_rows(
+    ours: list[SideRun], theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE
+) -> list[dict[str, Any]]:
     """Per epoch and side: mean and std of the loss and valid NDCG@10 over the seeds that ran the epoch."""
     rows = []
     for epoch in range(max(len(r.loss) for r in ours + theirs)):
@@ -302,9 +358,14 @@ def epoch_rows(ours: list[SideRun], theirs: list[SideRun], reference: ReportSide
     return rows
 
 
-def seed_rows(ours: list[SideRun], theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE) -> list[dict[str, Any]]:
-    return [{"side": side, "seed": r.seed, "best_epoch": r.best_epoch, **{m: r.test.get(m, math.nan) for m in METRICS}}
-            for side, runs in (("tedbench", ours), (reference.key, theirs)) for r in runs]
+def seed_rows(
+    ours: list[SideRun], theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE
+) -> list[dict[str, Any]]:
+    return [
+        {"side": side, "seed": r.seed, "best_epoch": r.best_epoch, **{m: r.test.get(m, math.nan) for m in METRICS}}
+        for side, runs in (("tedbench", ours), (reference.key, theirs))
+        for r in runs
+    ]
 
 
 def cell(mean: float, std: float, digits: int = 4) -> str:
@@ -321,45 +382,75 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return "\n".join([",".join(rows[0])] + [",".join(text(v) for v in row.values()) for row in rows]) + "\n"
 
 
-def markdown(stem: str, header: dict[str, Any], ours: list[SideRun], theirs: list[SideRun],
-             reference: ReportSide | Reference = RECBOLE) -> str:
+def markdown(
+    stem: str,
+    header: dict[str, Any],
+    ours: list[SideRun],
+    theirs: list[SideRun],
+    reference: ReportSide | Reference = RECBOLE,
+) -> str:
     result, difference, se = verdict(ours, theirs)
     spread = "" if math.isnan(se) else f", standard error {se:.4f}"
     lines = [f"# Fidelity: {header['model']} on {header['dataset']}, tedbench vs {reference.label}", ""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
-    lines += ["", (f"**Verdict: {result}.** Test NDCG@10 difference (tedbench − {reference.label}) "
-                   f"{difference:+.4f}{spread}."),
-              "",
-              "## Test metrics (best valid NDCG@10 checkpoint; mean ± std over seeds)", "",
-              f"| metric | tedbench | {reference.label} |", "|---|---|---|"]
+    lines += [
+        "",
+        (f"**Verdict: {result}.** Test NDCG@10 difference (tedbench − {reference.label}) {difference:+.4f}{spread}."),
+        "",
+        "## Test metrics (best valid NDCG@10 checkpoint; mean ± std over seeds)",
+        "",
+        f"| metric | tedbench | {reference.label} |",
+        "|---|---|---|",
+    ]
     tests = seed_rows(ours, theirs, reference)
     for metric in ("best_epoch",) + METRICS:
         digits = 1 if metric == "best_epoch" else 4
-        cells = [cell(*mean_std([row[metric] for row in tests if row["side"] == side]), digits)
-                 for side in ("tedbench", reference.key)]
+        cells = [
+            cell(*mean_std([row[metric] for row in tests if row["side"] == side]), digits)
+            for side in ("tedbench", reference.key)
+        ]
         lines.append(f"| {metric} | {cells[0]} | {cells[1]} |")
-    lines += ["", "## Per epoch (mean ± std over the seeds still training)", "",
-              (f"| epoch | loss tedbench | loss {reference.label} | valid NDCG@10 tedbench "
-               f"| valid NDCG@10 {reference.label} | seeds |"),
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Per epoch (mean ± std over the seeds still training)",
+        "",
+        (
+            f"| epoch | loss tedbench | loss {reference.label} | valid NDCG@10 tedbench "
+            f"| valid NDCG@10 {reference.label} | seeds |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
     for row in epoch_rows(ours, theirs, reference):
-        cells = [cell(row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"])
-                 for key in ("loss", "valid_ndcg@10") for side in ("tedbench", reference.key)]
+        cells = [
+            cell(row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"])
+            for key in ("loss", "valid_ndcg@10")
+            for side in ("tedbench", reference.key)
+        ]
         seeds = f"{row['tedbench_seeds']} / {row[f'{reference.key}_seeds']}"
         lines.append(f"| {row['epoch']} | {' | '.join(cells)} | {seeds} |")
     lines += ["", f"Per-seed rows: `{stem}.test.csv`; per-epoch rows: `{stem}.epochs.csv`.", ""]
     return "\n".join(lines)
 
 
-def write_report(out: Path, stem: str, header: dict[str, Any], ours: list[SideRun],
-                 theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE) -> dict[str, Any]:
+def write_report(
+    out: Path,
+    stem: str,
+    header: dict[str, Any],
+    ours: list[SideRun],
+    theirs: list[SideRun],
+    reference: ReportSide | Reference = RECBOLE,
+) -> dict[str, Any]:
     """`out/STEM.md`, `STEM.epochs.csv` and `STEM.test.csv`; returns the verdict."""
     write_text(out / f"{stem}.epochs.csv", to_csv(epoch_rows(ours, theirs, reference)))
     write_text(out / f"{stem}.test.csv", to_csv(seed_rows(ours, theirs, reference)))
     write_text(out / f"{stem}.md", markdown(stem, header, ours, theirs, reference))
     result, difference, se = verdict(ours, theirs)
-    return {"verdict": result, "ndcg@10_difference": difference, "standard_error": None if math.isnan(se) else se,
-            "markdown": str(out / f"{stem}.md")}
+    return {
+        "verdict": result,
+        "ndcg@10_difference": difference,
+        "standard_error": None if math.isnan(se) else se,
+        "markdown": str(out / f"{stem}.md"),
+    }
 
 
 @dataclass
@@ -381,65 +472,145 @@ class Setup:
     encoder: str | None = None  # item-text encoder (None: the default) of a reference that reads text
 
     def settings(self, seed: int) -> dict[str, Any]:
-        return reference_settings(self.reference, self.model_config, replace(self.train_config, seed=seed),
-                                  self.data_path, self.splits.max_len, seed, self.device,
-                                  self.work / f"{self.reference.key}-seed{seed}",
-                                  None if self.info.item_text is None else self.info.item_text.size(1))
+        return reference_settings(
+            self.reference,
+            self.model_config,
+            replace(self.train_config, seed=seed),
+            self.data_path,
+            self.splits.max_len,
+            seed,
+            self.device,
+            self.work / f"{self.reference.key}-seed{seed}",
+            None if self.info.item_text is None else self.info.item_text.size(1),
+        )
 
     def identity(self, seed: int) -> dict[str, Any]:
         """What a stored side run of `seed` must match: model, data, budget, device (and the reference's code)."""
-        return {"model": self.model, "dataset": self.dataset, "data": files_digest(self.data_path / DATASET_NAME),
-                "train_config": asdict(replace(self.train_config, seed=seed)), "device": str(self.device)}
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "data": files_digest(self.data_path / DATASET_NAME),
+            "train_config": asdict(replace(self.train_config, seed=seed)),
+            "device": str(self.device),
+        }
 
     def ours(self, seed: int) -> SideRun:
         folder = self.work / f"tedbench-seed{seed}"
         settings = {**self.identity(seed), "side": "tedbench", "model_config": self.model_config}
-        return side_run(folder, settings, lambda: run_tedbench(
-            self.model, self.dataset, self.data_root, self.overrides, self.train_config, seed, str(self.device),
-            folder, self.encoder))
+        return side_run(
+            folder,
+            settings,
+            lambda: run_tedbench(
+                self.model,
+                self.dataset,
+                self.data_root,
+                self.overrides,
+                self.train_config,
+                seed,
+                str(self.device),
+                folder,
+                self.encoder,
+            ),
+        )
 
     def tedbench_weights(self, seed: int) -> dict[str, torch.Tensor]:
         """The best weights tedbench's run of `seed` kept."""
-        return torch.load(self.work / f"tedbench-seed{seed}" / "checkpoints" / "best.pt", map_location="cpu",
-                          weights_only=True)["model"]
+        return torch.load(
+            self.work / f"tedbench-seed{seed}" / "checkpoints" / "best.pt", map_location="cpu", weights_only=True
+        )["model"]
 
     def reference_weights(self, seed: int) -> dict[str, torch.Tensor]:
         """The best weights the reference's run of `seed` kept."""
-        return torch.load(self.work / f"{self.reference.key}-seed{seed}" / BEST_WEIGHTS, map_location="cpu",
-                          weights_only=True)
+        return torch.load(
+            self.work / f"{self.reference.key}-seed{seed}" / BEST_WEIGHTS, map_location="cpu", weights_only=True
+        )
 
     def theirs(self, seed: int) -> SideRun:
         folder = self.work / f"{self.reference.key}-seed{seed}"
         config = {k: v for k, v in self.settings(seed).items() if k not in PATH_SETTINGS}
-        settings = {**self.identity(seed), "side": self.reference.key, "reference": self.reference.identity,
-                    "reference_settings": config}
-        return side_run(folder, settings, lambda: run_reference(self.reference, self.settings(seed), self.splits,
-                                                                folder))
+        settings = {
+            **self.identity(seed),
+            "side": self.reference.key,
+            "reference": self.reference.identity,
+            "reference_settings": config,
+        }
+        return side_run(
+            folder, settings, lambda: run_reference(self.reference, self.settings(seed), self.splits, folder)
+        )
 
 
-def prepare(model: str, dataset: str, *, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
-            against: str, reference_code: Path | None, device: str, work: Path, encoder: str | None = None) -> Setup:
+def prepare(
+    model: str,
+    dataset: str,
+    *,
+    data_root: Path,
+    overrides: dict[str, Any],
+    train_config: TrainConfig,
+    against: str,
+    reference_code: Path | None,
+    device: str,
+    work: Path,
+    encoder: str | None = None,
+) -> Setup:
     """Resolve both sides' settings, load the data and write it for the reference under `work/recbole-data`."""
     entry = get_model(model)
     train_config = replace(train_config, max_steps_per_epoch=None)  # RecBole trains whole epochs
     model_config, train_config = resolve_configs(entry, overrides, train_config)
     reference = resolve(against, model, model_config, reference_code)
-    splits, info, _ = load_dataset(data_root, dataset, encoder, needs_text=reference.text_suffix is not None,
-                                   users=train_config.user_subsample)
+    splits, info, _ = load_dataset(
+        data_root, dataset, encoder, needs_text=reference.text_suffix is not None, users=train_config.user_subsample
+    )
     data_path = work / "recbole-data"
     write_reference_data(splits, info, reference, data_path / DATASET_NAME)
-    return Setup(model, dataset, Path(data_root), overrides, model_config, train_config, splits, info, reference,
-                 data_path, torch.device(device), work, encoder)
+    return Setup(
+        model,
+        dataset,
+        Path(data_root),
+        overrides,
+        model_config,
+        train_config,
+        splits,
+        info,
+        reference,
+        data_path,
+        torch.device(device),
+        work,
+        encoder,
+    )
 
 
-def verify(model: str, dataset: str, *, data_root: Path, overrides: dict[str, Any], train_config: TrainConfig,
-           seeds: list[int], profile: str | None, device: str, out: Path, work: Path, command: str,
-           against: str = "recbole", reference_code: Path | None = None, transplant: bool = False,
-           encoder: str | None = None) -> dict[str, Any]:
+def verify(
+    model: str,
+    dataset: str,
+    *,
+    data_root: Path,
+    overrides: dict[str, Any],
+    train_config: TrainConfig,
+    seeds: list[int],
+    profile: str | None,
+    device: str,
+    out: Path,
+    work: Path,
+    command: str,
+    against: str = "recbole",
+    reference_code: Path | None = None,
+    transplant: bool = False,
+    encoder: str | None = None,
+) -> dict[str, Any]:
     """Train both sides for every seed (reusing finished ones) and write the side-by-side report under `out`
     (with `transplant`: the weight-transplant table of the same runs instead)."""
-    setup = prepare(model, dataset, data_root=data_root, overrides=overrides, train_config=train_config,
-                    against=against, reference_code=reference_code, device=device, work=work, encoder=encoder)
+    setup = prepare(
+        model,
+        dataset,
+        data_root=data_root,
+        overrides=overrides,
+        train_config=train_config,
+        against=against,
+        reference_code=reference_code,
+        device=device,
+        work=work,
+        encoder=encoder,
+    )
     if transplant:
         name_map(model)  # refused before anything trains
     ours, theirs = [], []
@@ -448,20 +619,28 @@ def verify(model: str, dataset: str, *, data_root: Path, overrides: dict[str, An
         theirs.append(setup.theirs(seed))
     reference, splits, train_config = setup.reference, setup.splits, setup.train_config
     header = {
-        "model": model, "dataset": dataset, "command": f"`{command}`", "reference": reference.label,
+        "model": model,
+        "dataset": dataset,
+        "command": f"`{command}`",
+        "reference": reference.label,
         "profile": profile or "none (the paper's budget)",
-        "seeds": ", ".join(map(str, seeds)), "users": len(splits.test), "items": setup.info.n_items - 1,
+        "seeds": ", ".join(map(str, seeds)),
+        "users": len(splits.test),
+        "items": setup.info.n_items - 1,
         "training rows": len(splits.train),
         "model options": json.dumps({k: setup.model_config[k] for k in reference.options}, sort_keys=True),
         "training": f"Adam lr {train_config.learning_rate}, batch {train_config.batch_size}, up to "
-                    f"{train_config.epochs} epochs, patience {train_config.patience}, whole epochs",
+        f"{train_config.epochs} epochs, patience {train_config.patience}, whole epochs",
         "device": str(setup.device),
     }
     stem = f"{dataset}.{model}.{profile or 'paper'}"
     if reference.key != "recbole":
         stem += f".{reference.key}"
     if transplant:
-        rows = [row for seed in seeds for row in run_transplant(
-            setup, seed, setup.tedbench_weights(seed), setup.reference_weights(seed))]
+        rows = [
+            row
+            for seed in seeds
+            for row in run_transplant(setup, seed, setup.tedbench_weights(seed), setup.reference_weights(seed))
+        ]
         return write_transplant(Path(out), stem, header, rows, reference.label)
     return write_report(Path(out), stem, header, ours, theirs, reference)

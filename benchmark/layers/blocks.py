@@ -74,7 +74,14 @@ class MultiHeadAttention(nn.Module):
     its unfused fallback) an explicit per-head version with `dropout`'s faster masks is used instead.
     """
 
-    def __init__(self, hidden_size: int, n_heads: int, hidden_dropout_prob: float, attn_dropout_prob: float, layer_norm_eps: float):
+    def __init__(
+        self,
+        hidden_size: int,
+        n_heads: int,
+        hidden_dropout_prob: float,
+        attn_dropout_prob: float,
+        layer_norm_eps: float,
+    ):
         super().__init__()
         if hidden_size % n_heads:
             raise ValueError(f"hidden_size {hidden_size} is not a multiple of n_heads {n_heads}")
@@ -88,7 +95,7 @@ class MultiHeadAttention(nn.Module):
         self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, L, d] keys/values; `query` [B, Lq, d] (default x) with `mask` [B, 1 or H, Lq, L]; returns [B, Lq, d]."""
+        """x [B, L, d] keys/values; `query` [B, Lq, d] (default x), `mask` [B, 1 or H, Lq, L]; returns [B, Lq, d]."""
         query = x if query is None else query
         k, v = self.key(x), self.value(x)
         context = self.attend(self.query(query), k, v, mask.to(k.dtype))
@@ -112,7 +119,9 @@ class MultiHeadAttention(nn.Module):
 class FeedForward(nn.Module):
     """RecBole point-wise FFN sublayer: LayerNorm(Dropout(act(X·W1 + b1)·W2 + b2) + X)."""
 
-    def __init__(self, hidden_size: int, inner_size: int, hidden_dropout_prob: float, hidden_act: str, layer_norm_eps: float):
+    def __init__(
+        self, hidden_size: int, inner_size: int, hidden_dropout_prob: float, hidden_act: str, layer_norm_eps: float
+    ):
         super().__init__()
         self.dense_1 = nn.Linear(hidden_size, inner_size)
         self.act = ACTIVATIONS[hidden_act]
@@ -127,10 +136,20 @@ class FeedForward(nn.Module):
 class TransformerLayer(nn.Module):
     """One RecBole Transformer block: attention sublayer then FFN sublayer."""
 
-    def __init__(self, hidden_size: int, n_heads: int, inner_size: int, hidden_dropout_prob: float,
-                 attn_dropout_prob: float, hidden_act: str, layer_norm_eps: float):
+    def __init__(
+        self,
+        hidden_size: int,
+        n_heads: int,
+        inner_size: int,
+        hidden_dropout_prob: float,
+        attn_dropout_prob: float,
+        hidden_act: str,
+        layer_norm_eps: float,
+    ):
         super().__init__()
-        self.attention = MultiHeadAttention(hidden_size, n_heads, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps)
+        self.attention = MultiHeadAttention(
+            hidden_size, n_heads, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps
+        )
         self.feed_forward = FeedForward(hidden_size, inner_size, hidden_dropout_prob, hidden_act, layer_norm_eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
@@ -140,11 +159,22 @@ class TransformerLayer(nn.Module):
 class TransformerEncoder(nn.Module):
     """RecBole `TransformerEncoder`: `n_layers` post-LN blocks."""
 
-    def __init__(self, n_layers: int, hidden_size: int, n_heads: int, inner_size: int, hidden_dropout_prob: float,
-                 attn_dropout_prob: float, hidden_act: str = "gelu", layer_norm_eps: float = 1e-12):
+    def __init__(
+        self,
+        n_layers: int,
+        hidden_size: int,
+        n_heads: int,
+        inner_size: int,
+        hidden_dropout_prob: float,
+        attn_dropout_prob: float,
+        hidden_act: str = "gelu",
+        layer_norm_eps: float = 1e-12,
+    ):
         super().__init__()
         self.layers = nn.ModuleList(
-            TransformerLayer(hidden_size, n_heads, inner_size, hidden_dropout_prob, attn_dropout_prob, hidden_act, layer_norm_eps)
+            TransformerLayer(
+                hidden_size, n_heads, inner_size, hidden_dropout_prob, attn_dropout_prob, hidden_act, layer_norm_eps
+            )
             for _ in range(n_layers)
         )
 
@@ -176,7 +206,9 @@ class TransformerEncoder(nn.Module):
             return x
         rows = read_index.view(-1, 1, 1)
         query = x.gather(1, rows.expand(-1, 1, x.size(-1)))  # [B, 1, d]
-        row_mask = mask.expand(x.size(0), -1, -1, -1).gather(2, rows[..., None].expand(-1, mask.size(1), 1, mask.size(-1)))
+        row_mask = mask.expand(x.size(0), -1, -1, -1).gather(
+            2, rows[..., None].expand(-1, mask.size(1), 1, mask.size(-1))
+        )
         return top(x, row_mask, query).squeeze(1)
 
 
@@ -227,8 +259,9 @@ class MoEAdaptor(nn.Module):
     subclass may hold R > 1 bias rows per expert (with `check_length` for its inputs) and reuse the rest.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, n_exps: int, dropout_prob: float, whitening: bool = True,
-                 noise: bool = True):
+    def __init__(
+        self, in_dim: int, out_dim: int, n_exps: int, dropout_prob: float, whitening: bool = True, noise: bool = True
+    ):
         super().__init__()
         self.n_exps = n_exps
         self.dropout_prob = dropout_prob

@@ -109,8 +109,15 @@ class ExpertMixture(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, gates: torch.Tensor, experts: torch.Tensor, shift: torch.Tensor | None,
-                p: float, rows: torch.Tensor | None):
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        gates: torch.Tensor,
+        experts: torch.Tensor,
+        shift: torch.Tensor | None,
+        p: float,
+        rows: torch.Tensor | None,
+    ):
         n_exps, out_dim = experts.size(0), experts.size(-1)
         active = x if rows is None else x.index_select(0, rows)
         keep = active.new_empty((n_exps, *active.shape), dtype=torch.bool) if p > 0 else None

@@ -38,7 +38,9 @@ class SASRecBackbone(SequentialModel):
         super().__init__(config, info)
         hidden = config["hidden_size"]
         self.item_embedding = nn.Embedding(info.n_items, hidden, padding_idx=0)
-        self.embedding = SequenceEmbedding(info.max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"])
+        self.embedding = SequenceEmbedding(
+            info.max_len, hidden, config["hidden_dropout_prob"], config["layer_norm_eps"]
+        )
         self.encoder = TransformerEncoder.from_config(config)
         recbole_init_(self, config["initializer_range"])
 

@@ -16,8 +16,9 @@ from benchmark.report.runs import RunIndex
 from benchmark.report.tables import OURS, SHORT_METRICS, table3, table4, table5, timings, write_table
 
 
-def build_report(runs_root: Path, out: Path, *, tag: str | None = None, encoder: str | None = None,
-                 allow_mixed: bool = False) -> dict[str, Any]:
+def build_report(
+    runs_root: Path, out: Path, *, tag: str | None = None, encoder: str | None = None, allow_mixed: bool = False
+) -> dict[str, Any]:
     """Write out/tables/*.{md,tex,csv}, out/figures/*.{png,svg} and out/metrics.json; return a summary.
 
     `tag` selects the runs of Tables 3-5 and Figs. 4-5 (None = untagged runs); Fig. 3 uses TedRec
@@ -34,8 +35,12 @@ def build_report(runs_root: Path, out: Path, *, tag: str | None = None, encoder:
             raise TedbenchError(f"{runs_root}: no such folder of runs")
         index = RunIndex.load(runs_root, allow_mixed=allow_mixed)
         encoder = encoder or index.default_encoder(tag)
-        tables = [*table3(index, encoder=encoder, tag=tag), *table4(index, encoder=encoder, tag=tag),
-                  *table5(index, tag=tag), timings(index, encoder=encoder, tag=tag)]
+        tables = [
+            *table3(index, encoder=encoder, tag=tag),
+            *table4(index, encoder=encoder, tag=tag),
+            *table5(index, tag=tag),
+            timings(index, encoder=encoder, tag=tag),
+        ]
         written = [path for table in tables for path in write_table(table, staging / "tables")]
         written += build_figures(index, staging / "figures", encoder=encoder, tag=tag)
         metrics = headline(tables[0].data)
@@ -62,7 +67,9 @@ def finite_json(payload: Any, path: Path) -> str:
 def headline(table3_data: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per dataset: TedRec's and the best baseline's test R@10 / N@10 (mean over seeds) and its name."""
     metrics: dict[str, dict[str, Any]] = {}
-    for (dataset, metric), group in table3_data[table3_data["metric"].isin(SHORT_METRICS)].groupby(["dataset", "metric"], sort=False):
+    for (dataset, metric), group in table3_data[table3_data["metric"].isin(SHORT_METRICS)].groupby(
+        ["dataset", "metric"], sort=False
+    ):
         entry = metrics.setdefault(dataset, {})
         ours = group[group["model"] == OURS]
         if not ours.empty:

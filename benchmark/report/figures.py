@@ -60,21 +60,36 @@ def fig3_ablation(index: RunIndex, *, encoder: str | None, tag: str | None) -> F
         for i, v in enumerate(ABLATIONS):
             if cells[v] is not None:
                 x = np.arange(len(SHORT_METRICS)) + (i - (len(ABLATIONS) - 1) / 2) * width
-                ax.bar(x, [cells[v].mean(m) for m in SHORT_METRICS], width, yerr=[cells[v].std(m) or 0 for m in SHORT_METRICS], label=ABLATIONS[v])
+                ax.bar(
+                    x,
+                    [cells[v].mean(m) for m in SHORT_METRICS],
+                    width,
+                    yerr=[cells[v].std(m) or 0 for m in SHORT_METRICS],
+                    label=ABLATIONS[v],
+                )
         missing = [ABLATIONS[v] for v in ABLATIONS if cells[v] is None]
         ax.set_title(d + (f" (missing: {', '.join(missing)})" if missing else ""))
         ax.set_xticks(np.arange(len(SHORT_METRICS)), [metric_label(m) for m in SHORT_METRICS])
         ax.set_ylabel("test metric (mean over seeds)")
         ax.legend()
     used = [c for cells in variants.values() for c in cells.values() if c is not None]
-    _title(fig, "Fig. 3: ablation of TedRec (test set)", datasets, f"no ablation runs (TedRec tagged {', '.join(list(ABLATIONS)[1:])})", used)
+    _title(
+        fig,
+        "Fig. 3: ablation of TedRec (test set)",
+        datasets,
+        f"no ablation runs (TedRec tagged {', '.join(list(ABLATIONS)[1:])})",
+        used,
+    )
     return fig
 
 
 def fig4_efficiency(index: RunIndex, *, encoder: str | None, tag: str | None) -> Figure:
     """x = mean seconds per training epoch, y = test Recall@10, one point per model."""
     models = main_models(index, tag)
-    cells = {d: {m: c for m in models if (c := index.get(d, m, encoder, tag)) is not None and c.epoch_seconds() is not None} for d in index.datasets()}
+    cells = {
+        d: {m: c for m in models if (c := index.get(d, m, encoder, tag)) is not None and c.epoch_seconds() is not None}
+        for d in index.datasets()
+    }
     datasets = [d for d in cells if cells[d]]
     fig, axes = _panels(len(datasets))
     for ax, d in zip(axes, datasets):
@@ -86,7 +101,13 @@ def fig4_efficiency(index: RunIndex, *, encoder: str | None, tag: str | None) ->
         ax.set_title(d)
         ax.set_xlabel("seconds per training epoch")
         ax.set_ylabel("test Recall@10")
-    _title(fig, "Fig. 4: test Recall@10 vs training time per epoch", datasets, "no runs with a training log", [c for per in cells.values() for c in per.values()])
+    _title(
+        fig,
+        "Fig. 4: test Recall@10 vs training time per epoch",
+        datasets,
+        "no runs with a training log",
+        [c for per in cells.values() for c in per.values()],
+    )
     return fig
 
 

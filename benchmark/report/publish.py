@@ -57,10 +57,16 @@ def recover(out: Path) -> None:
     if journal.exists():
         owner = _owner(journal)
         pid = owner.get("pid")
-        live = isinstance(pid, int) and pid != os.getpid() and (owner.get("host") != socket.gethostname() or pid_alive(pid))
+        live = (
+            isinstance(pid, int)
+            and pid != os.getpid()
+            and (owner.get("host") != socket.gethostname() or pid_alive(pid))
+        )
         if live:
-            raise TedbenchError(f"{journal}: a report (pid {pid} on {owner.get('host')}) is publishing into {out}; "
-                                "wait for it (remove that folder only if no report is running)")
+            raise TedbenchError(
+                f"{journal}: a report (pid {pid} on {owner.get('host')}) is publishing into {out}; "
+                "wait for it (remove that folder only if no report is running)"
+            )
         _swap_in(out, journal)
         _discard(journal)
     for path in out.iterdir():
@@ -115,8 +121,9 @@ def _publish(out: Path, staging: Path) -> None:
         _swap_in(out, journal, pause=True)
     except OSError as exc:
         if not _roll_back(out, journal):
-            raise TedbenchError(f"{_describe(exc)}; {out} mixes two reports until the next report into it "
-                                "completes this one") from None
+            raise TedbenchError(
+                f"{_describe(exc)}; {out} mixes two reports until the next report into it completes this one"
+            ) from None
         _discard(journal)
         raise TedbenchError(f"{_describe(exc)}; the previous report outputs are unchanged") from None
     _discard(journal)

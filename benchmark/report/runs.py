@@ -77,9 +77,15 @@ class Run:
         """What must be equal for runs to be seeds of one cell: everything recorded but the seed and the machine."""
         c = self.config
         train_config = {k: v for k, v in c["train_config"].items() if k != "seed"}
-        return {"model_config": c.get("model_config"), "train_config": train_config, "encoder": c.get("encoder"),
-                "embedding_key": c.get("embedding_key"), "dataset_manifest": c.get("dataset_manifest"),
-                "tag": c.get("tag") or None, "profile": c.get("profile")}
+        return {
+            "model_config": c.get("model_config"),
+            "train_config": train_config,
+            "encoder": c.get("encoder"),
+            "embedding_key": c.get("embedding_key"),
+            "dataset_manifest": c.get("dataset_manifest"),
+            "tag": c.get("tag") or None,
+            "profile": c.get("profile"),
+        }
 
     @property
     def ranks_file(self) -> Path:
@@ -88,15 +94,18 @@ class Run:
     def check_ranks(self, path: Path, ranks: np.ndarray, recorded: Any) -> None:
         """`ranks` fit this run: one entry per recorded user, and the means metrics.json records."""
         if self.users is not None and len(ranks) != self.users:
-            raise TedbenchError(f"{path}: {len(ranks):,} ranks, but {self.path / 'metrics.json'} records "
-                                f"{self.users:,} users")
+            raise TedbenchError(
+                f"{path}: {len(ranks):,} ranks, but {self.path / 'metrics.json'} records {self.users:,} users"
+            )
         if not isinstance(recorded, dict):
             return
         for name, value in summarize(ranks).items():
             stored = recorded.get(name)
             if isinstance(stored, (int, float)) and not abs(stored - value) <= _RECORDED_TOLERANCE:
-                raise TedbenchError(f"{path}: gives {name} = {value:.4f}, but {self.path / 'metrics.json'} records "
-                                    f"{stored}; the files are from different runs")
+                raise TedbenchError(
+                    f"{path}: gives {name} = {value:.4f}, but {self.path / 'metrics.json'} records "
+                    f"{stored}; the files are from different runs"
+                )
 
     @cached_property
     def history_lengths(self) -> np.ndarray:
@@ -196,8 +205,10 @@ class RunIndex:
         for run in sorted(runs, key=lambda r: (str(r.key), r.seed, str(r.path))):
             cell = self.cells.setdefault(run.key, Cell(run.key))
             if cell.runs and cell.runs[-1].seed == run.seed:
-                raise TedbenchError(f"two runs of {_cell_name(run.key)} with seed {run.seed}: {cell.runs[-1].path} "
-                                    f"and {run.path}; point the report at one set of runs")
+                raise TedbenchError(
+                    f"two runs of {_cell_name(run.key)} with seed {run.seed}: {cell.runs[-1].path} "
+                    f"and {run.path}; point the report at one set of runs"
+                )
             cell.runs.append(run)
         for cell in self.cells.values():
             if cell.mixed and not allow_mixed:
@@ -220,11 +231,15 @@ class RunIndex:
         for config in sorted(Path(root).glob("**/config.json")):
             folder = config.parent
             if (folder / runstate.FAILED).exists():
-                raise TedbenchError(f"{folder}: a failed run ({folder / runstate.FAILED}); rerun it or move it out of {root}")
+                raise TedbenchError(
+                    f"{folder}: a failed run ({folder / runstate.FAILED}); rerun it or move it out of {root}"
+                )
             run = Run.load(folder)
             if runstate.state(folder) != "finished":
-                raise TedbenchError(f"{folder}: not a finished run ({runstate.DONE} missing or not matching its files); "
-                                    f"finish it with `tedbench train --resume` or move it out of {root}")
+                raise TedbenchError(
+                    f"{folder}: not a finished run ({runstate.DONE} missing or not matching its files); "
+                    f"finish it with `tedbench train --resume` or move it out of {root}"
+                )
             runs.append(run)
         return cls(runs, allow_mixed=allow_mixed)
 
@@ -257,7 +272,11 @@ def describe_profile(cells: Iterable[Cell]) -> str:
         values = sorted({run.config["train_config"].get(key) for run in runs}, key=str)
         if values != [paper]:
             differing.append(f"{key}={'/'.join(map(str, values))} (paper {paper})")
-    budget = f"NOT the paper's budget: {', '.join(differing)}" if differing else "paper budget (up to 300 epochs, patience 10, batch 2048)"
+    budget = (
+        f"NOT the paper's budget: {', '.join(differing)}"
+        if differing
+        else "paper budget (up to 300 epochs, patience 10, batch 2048)"
+    )
     tags = sorted({run.key[3] for run in runs if run.key[3]})
     devices = sorted({_device(run.config) for run in runs})
     mixed = [f"{_cell_name(cell.key)} in {', '.join(cell.mixed)}" for cell in cells if cell.mixed]

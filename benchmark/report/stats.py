@@ -51,7 +51,9 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return adjusted
 
 
-def bootstrap_ci(x: np.ndarray, *, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bootstrap_ci(
+    x: np.ndarray, *, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Percentile bootstrap CI of mean(x), resampling entries with replacement.
 
     Draws are `rng.integers(0, n, (batch, n))` like `scipy.stats.bootstrap`, in batches that keep

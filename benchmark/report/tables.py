@@ -27,11 +27,30 @@ SHORT_METRICS = ("recall@10", "ndcg@10")
 SMALL_TABLE_DATASETS = ("ml-1m", "OR")  # the datasets of the paper's Tables 4 and 5
 MISSING = "–"
 
-_STYLE = {"md": {"bold": "**{}**", "underline": "<u>{}</u>"}, "tex": {"bold": r"\textbf{{{}}}", "underline": r"\underline{{{}}}"}}
+_STYLE = {
+    "md": {"bold": "**{}**", "underline": "<u>{}</u>"},
+    "tex": {"bold": r"\textbf{{{}}}", "underline": r"\underline{{{}}}"},
+}
 _PM = {"md": " ± ", "tex": r" $\pm$ "}
 _STAR = {"md": r"\*", "tex": r"$^{*}$"}
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"$<$", ">": r"$>$", "–": "--", "±": r"$\pm$", "×": r"$\times$", "Δ": r"$\Delta$"}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"$<$",
+    ">": r"$>$",
+    "–": "--",
+    "±": r"$\pm$",
+    "×": r"$\times$",
+    "Δ": r"$\Delta$",
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +99,13 @@ def render(table: Table, fmt: str) -> str:
     if fmt == "md":
         return frame.to_markdown(index=False, disable_numparse=True) + f"\n\n{table.caption}\n"
     frame.columns = [_tex_escape(str(c)) for c in frame.columns]
-    return frame.to_latex(index=False, escape=False, caption=_tex_escape(table.caption), label=f"tab:{table.name}", column_format="l" * frame.shape[1])
+    return frame.to_latex(
+        index=False,
+        escape=False,
+        caption=_tex_escape(table.caption),
+        label=f"tab:{table.name}",
+        column_format="l" * frame.shape[1],
+    )
 
 
 def write_table(table: Table, folder: Path) -> list[Path]:
@@ -93,6 +118,7 @@ def write_table(table: Table, folder: Path) -> list[Path]:
 
 
 # -- Table 3 --------------------------------------------------------------------------------------
+
 
 def table3(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Table]:
     """Table 3, its tests (TedRec vs the best baseline per dataset x metric) and paper | ours | delta."""
@@ -115,31 +141,50 @@ def table3(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Tab
             row = {"Dataset": d, "Metric": metric_label(metric)}
             for m in models:
                 cell = cells[d, m]
-                row[m] = MISSING if cell is None else Entry(cell.mean(metric), cell.std(metric), styles[m], (d, metric, m) in significant)
+                row[m] = (
+                    MISSING
+                    if cell is None
+                    else Entry(cell.mean(metric), cell.std(metric), styles[m], (d, metric, m) in significant)
+                )
             row["Impr."] = _impr(present.get(OURS), present.get(best), metric)
             rows.append(row)
     data = _tidy(cells, ALL_METRICS, ("dataset", "model"))
     profile = describe_profile(c for c in cells.values() if c is not None)
+    family = f"the {len(comparisons)} {OURS}-vs-best-baseline tests of this table (one per dataset × metric)"
     caption = (
         "Table 3: overall performance on the test set (full-sort ranking). Values: mean ± sample std over seeds; "
-        f"best bold, runner-up underlined; Impr. = relative improvement of {OURS} over the best baseline (highest mean). "
-        f"{_stats_note(comparisons, f'the {len(comparisons)} {OURS}-vs-best-baseline tests of this table (one per dataset × metric)')} "
+        "best bold, runner-up underlined; "
+        f"Impr. = relative improvement of {OURS} over the best baseline (highest mean). "
+        f"{_stats_note(comparisons, family)} "
         f"{_context(cells.values(), encoder, profile)}"
     )
     paper = paper_data("table3")
     return [
         Table("table3", pd.DataFrame(rows), data, caption),
         _tests_table("table3_tests", comparisons, f"Tests behind Table 3. {caption}"),
-        _versus("table3_vs_paper", paper, data, ["dataset", "metric", "model"], f"Table 3, paper vs ours (test, mean over seeds; paper text encoder bert-cls, ours {encoder}). Run profile: {profile}."),
+        _versus(
+            "table3_vs_paper",
+            paper,
+            data,
+            ["dataset", "metric", "model"],
+            f"Table 3, paper vs ours (test, mean over seeds; paper text encoder bert-cls, ours {encoder}). "
+            f"Run profile: {profile}.",
+        ),
     ]
 
 
 # -- Table 4 --------------------------------------------------------------------------------------
 
+
 def table4(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Table]:
     """Each backbone with and without TedRec's fusion (registered as '<backbone>+TedRec')."""
     datasets = _small_datasets(index, [m for b in PLUGIN_BACKBONES for m in (b, b + PLUGIN_SUFFIX)], tag)
-    cells = {(d, m): index.get(d, m, encoder, tag) for d in datasets for b in PLUGIN_BACKBONES for m in (b, b + PLUGIN_SUFFIX)}
+    cells = {
+        (d, m): index.get(d, m, encoder, tag)
+        for d in datasets
+        for b in PLUGIN_BACKBONES
+        for m in (b, b + PLUGIN_SUFFIX)
+    }
     comparisons = [
         comparison
         for b in PLUGIN_BACKBONES
@@ -156,28 +201,39 @@ def table4(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Tab
             for d in datasets:
                 for metric in SHORT_METRICS:
                     cell = cells[d, m]
-                    row[f"{d} {metric_label(metric)}"] = MISSING if cell is None else Entry(cell.mean(metric), cell.std(metric), star=(d, metric, m) in significant)
+                    row[f"{d} {metric_label(metric)}"] = (
+                        MISSING
+                        if cell is None
+                        else Entry(cell.mean(metric), cell.std(metric), star=(d, metric, m) in significant)
+                    )
             rows.append(row)
     data = _tidy(cells, SHORT_METRICS, ("dataset", "model"))
     data.insert(2, "with_ours", data["model"].str.endswith(PLUGIN_SUFFIX))
     data["model"] = data["model"].str.removesuffix(PLUGIN_SUFFIX)
     profile = describe_profile(c for c in cells.values() if c is not None)
+    family = f"the {len(comparisons)} with-vs-without tests of this table (one per backbone × dataset × metric)"
     caption = (
-        f"Table 4: backbones without and with {OURS}'s fusion ('+{OURS}'), test set. Values: mean ± sample std over seeds. "
-        f"{_stats_note(comparisons, f'the {len(comparisons)} with-vs-without tests of this table (one per backbone × dataset × metric)')} "
+        f"Table 4: backbones without and with {OURS}'s fusion ('+{OURS}'), test set. "
+        "Values: mean ± sample std over seeds. "
+        f"{_stats_note(comparisons, family)} "
         f"{_context(cells.values(), encoder, profile)}"
     )
     return [
         Table("table4", pd.DataFrame(rows), data, caption),
         _tests_table("table4_tests", comparisons, f"Tests behind Table 4. {caption}"),
         _versus(
-            "table4_vs_paper", paper_data("table4"), data, ["dataset", "metric", "model", "with_ours"],
-            f"Table 4, paper vs ours (test, mean over seeds; paper text encoder bert-cls, ours {encoder}). Run profile: {profile}.",
+            "table4_vs_paper",
+            paper_data("table4"),
+            data,
+            ["dataset", "metric", "model", "with_ours"],
+            f"Table 4, paper vs ours (test, mean over seeds; paper text encoder bert-cls, ours {encoder}). "
+            f"Run profile: {profile}.",
         ),
     ]
 
 
 # -- Table 5 --------------------------------------------------------------------------------------
+
 
 def table5(index: RunIndex, *, tag: str | None) -> list[Table]:
     """TedRec with each text encoder."""
@@ -190,20 +246,31 @@ def table5(index: RunIndex, *, tag: str | None) -> list[Table]:
         for metric in SHORT_METRICS:
             present = {e: cells[d, e] for e in encoders if cells[d, e] is not None}
             styles = _styles({e: c.mean(metric) for e, c in present.items()})
-            columns[f"{d} {metric_label(metric)}"] = [MISSING if cells[d, e] is None else Entry(cells[d, e].mean(metric), cells[d, e].std(metric), styles[e]) for e in encoders]
+            columns[f"{d} {metric_label(metric)}"] = [
+                MISSING if cells[d, e] is None else Entry(cells[d, e].mean(metric), cells[d, e].std(metric), styles[e])
+                for e in encoders
+            ]
     data = _tidy(cells, SHORT_METRICS, ("dataset", "encoder"))
     profile = describe_profile(c for c in cells.values() if c is not None)
     caption = (
-        f"Table 5: {OURS} with different item-text encoders, test set. Values: mean ± sample std over seeds; best bold, runner-up underlined; "
+        f"Table 5: {OURS} with different item-text encoders, test set. "
+        "Values: mean ± sample std over seeds; best bold, runner-up underlined; "
         f"no significance test. {_context(cells.values(), None, profile)}"
     )
     return [
         Table("table5", pd.DataFrame({"Encoder": encoders, **columns}), data, caption),
-        _versus("table5_vs_paper", paper_data("table5"), data, ["dataset", "metric", "encoder"], f"Table 5, paper vs ours (test, mean over seeds). Run profile: {profile}."),
+        _versus(
+            "table5_vs_paper",
+            paper_data("table5"),
+            data,
+            ["dataset", "metric", "encoder"],
+            f"Table 5, paper vs ours (test, mean over seeds). Run profile: {profile}.",
+        ),
     ]
 
 
 # -- Timings --------------------------------------------------------------------------------------
+
 
 def timings(index: RunIndex, *, encoder: str | None, tag: str | None) -> Table:
     """Mean training seconds per epoch, ours vs the authors' (A100), also relative to SASRec."""
@@ -217,41 +284,63 @@ def timings(index: RunIndex, *, encoder: str | None, tag: str | None) -> Table:
         own, base = seconds.get((d, m)), seconds.get((d, "SASRec"))
         p = paper.loc[(d, m)] if (d, m) in paper.index else None
         p_base = paper.loc[(d, "SASRec")]["train_seconds_per_epoch"] if (d, "SASRec") in paper.index else None
-        records.append({
-            "dataset": d,
-            "model": m,
-            "ours_train_seconds_per_epoch": own,
-            "ours_vs_sasrec": own / base if own is not None and base else None,
-            "paper_train_seconds_per_epoch": None if p is None else p["train_seconds_per_epoch"],
-            "paper_vs_sasrec": None if p is None or not p_base else p["train_seconds_per_epoch"] / p_base,
-            "paper_inference_seconds": None if p is None or pd.isna(p["inference_seconds"]) else p["inference_seconds"],
-        })
-    data = pd.DataFrame(records, columns=["dataset", "model", "ours_train_seconds_per_epoch", "ours_vs_sasrec", "paper_train_seconds_per_epoch", "paper_vs_sasrec", "paper_inference_seconds"])
-    frame = pd.DataFrame({
-        "Dataset": data["dataset"],
-        "Model": data["model"],
-        "Ours s/epoch": data["ours_train_seconds_per_epoch"].map(lambda v: _num(v, ".1f")),
-        "Ours × SASRec": data["ours_vs_sasrec"].map(lambda v: _num(v, ".2f")),
-        "Paper s/epoch (A100)": data["paper_train_seconds_per_epoch"].map(lambda v: _num(v, ".1f")),
-        "Paper × SASRec": data["paper_vs_sasrec"].map(lambda v: _num(v, ".2f")),
-        "Paper inference s": data["paper_inference_seconds"].map(lambda v: _num(v, ".2f")),
-    })
+        records.append(
+            {
+                "dataset": d,
+                "model": m,
+                "ours_train_seconds_per_epoch": own,
+                "ours_vs_sasrec": own / base if own is not None and base else None,
+                "paper_train_seconds_per_epoch": None if p is None else p["train_seconds_per_epoch"],
+                "paper_vs_sasrec": None if p is None or not p_base else p["train_seconds_per_epoch"] / p_base,
+                "paper_inference_seconds": None
+                if p is None or pd.isna(p["inference_seconds"])
+                else p["inference_seconds"],
+            }
+        )
+    data = pd.DataFrame(
+        records,
+        columns=[
+            "dataset",
+            "model",
+            "ours_train_seconds_per_epoch",
+            "ours_vs_sasrec",
+            "paper_train_seconds_per_epoch",
+            "paper_vs_sasrec",
+            "paper_inference_seconds",
+        ],
+    )
+    frame = pd.DataFrame(
+        {
+            "Dataset": data["dataset"],
+            "Model": data["model"],
+            "Ours s/epoch": data["ours_train_seconds_per_epoch"].map(lambda v: _num(v, ".1f")),
+            "Ours × SASRec": data["ours_vs_sasrec"].map(lambda v: _num(v, ".2f")),
+            "Paper s/epoch (A100)": data["paper_train_seconds_per_epoch"].map(lambda v: _num(v, ".1f")),
+            "Paper × SASRec": data["paper_vs_sasrec"].map(lambda v: _num(v, ".2f")),
+            "Paper inference s": data["paper_inference_seconds"].map(lambda v: _num(v, ".2f")),
+        }
+    )
     caption = (
-        "Training time per epoch: ours = mean train_seconds over the fine-tuning epochs of log.jsonl (pre-training excluded), "
+        "Training time per epoch: ours = mean train_seconds over the fine-tuning epochs of log.jsonl "
+        "(pre-training excluded), "
         "averaged over seeds; paper = the authors' per-epoch times on an A100 (rebuttal; S3-Rec not reported); "
-        f"× SASRec = ratio to SASRec on the same dataset and hardware. Run profile: {describe_profile(c for c in ours.values() if c is not None)}."
+        "× SASRec = ratio to SASRec on the same dataset and hardware. "
+        f"Run profile: {describe_profile(c for c in ours.values() if c is not None)}."
     )
     return Table("timings", frame, data, caption)
 
 
 # -- shared helpers -------------------------------------------------------------------------------
 
+
 def main_models(index: RunIndex, tag: str | None) -> list[str]:
     """The paper's baselines (its Table 3's order), then other models with runs (not '+TedRec' plug-ins) as extra
     baselines, then TedRec."""
     baselines = paper_baselines()
     known = {*baselines, OURS}
-    extra = sorted({k[1] for k in index.cells if k[3] == tag and k[1] not in known and not k[1].endswith(PLUGIN_SUFFIX)})
+    extra = sorted(
+        {k[1] for k in index.cells if k[3] == tag and k[1] not in known and not k[1].endswith(PLUGIN_SUFFIX)}
+    )
     return [*baselines, *extra, OURS]
 
 
@@ -282,11 +371,18 @@ def _styles(means: dict[str, float]) -> dict[str, str]:
 def _compare(dataset: str, metric: str, model: str, baseline: str, a: Cell, b: Cell) -> list[Comparison]:
     """Per-user paired test on the seeds both cells share (each user's metric averaged over them)."""
     if a.n_users != b.n_users:
-        raise TedbenchError(f"{a.runs[0].path} and {b.runs[0].path}: {a.n_users} vs {b.n_users} test users; runs of one dataset must share its users")
+        raise TedbenchError(
+            f"{a.runs[0].path} and {b.runs[0].path}: {a.n_users} vs {b.n_users} test users; "
+            "runs of one dataset must share its users"
+        )
     seeds = tuple(sorted(set(a.seeds) & set(b.seeds)))
     if not seeds:
         return []
-    return [Comparison(dataset, metric, model, baseline, seeds, paired_test(a.per_user(metric, seeds), b.per_user(metric, seeds)))]
+    return [
+        Comparison(
+            dataset, metric, model, baseline, seeds, paired_test(a.per_user(metric, seeds), b.per_user(metric, seeds))
+        )
+    ]
 
 
 def _significant(comparisons: list[Comparison]) -> set[tuple[str, str, str]]:
@@ -305,7 +401,15 @@ def _tidy(cells: dict[tuple[str, str], Cell | None], metrics: Iterable[str], nam
     """One row per (cell with runs, metric): the two key names, metric, [encoder], mean, std, n_seeds, seeds."""
     extra = () if "encoder" in names else ("encoder",)
     rows = [
-        {**dict(zip(names, key)), "metric": metric, **{e: cell.key[2] for e in extra}, "mean": cell.mean(metric), "std": cell.std(metric), "n_seeds": len(cell.seeds), "seeds": ";".join(map(str, cell.seeds))}
+        {
+            **dict(zip(names, key)),
+            "metric": metric,
+            **{e: cell.key[2] for e in extra},
+            "mean": cell.mean(metric),
+            "std": cell.std(metric),
+            "n_seeds": len(cell.seeds),
+            "seeds": ";".join(map(str, cell.seeds)),
+        }
         for key, cell in cells.items()
         if cell is not None
         for metric in metrics
@@ -318,36 +422,73 @@ def _tests_table(name: str, comparisons: list[Comparison], caption: str) -> Tabl
     data = pd.DataFrame(
         [
             {
-                "dataset": c.dataset, "metric": c.metric, "model": c.model, "baseline": c.baseline, "seeds": ";".join(map(str, c.seeds)),
-                "n_users": c.test.n_users, "mean_model": c.test.mean_a, "mean_baseline": c.test.mean_b, "diff": c.test.diff,
-                "rel_impr": c.test.diff / c.test.mean_b if c.test.mean_b else None, "ci_low": c.test.ci_low, "ci_high": c.test.ci_high,
-                "d_z": c.test.d_z, "t": c.test.t, "p": c.test.p, "p_holm": p, "significant": bool(p < ALPHA),
+                "dataset": c.dataset,
+                "metric": c.metric,
+                "model": c.model,
+                "baseline": c.baseline,
+                "seeds": ";".join(map(str, c.seeds)),
+                "n_users": c.test.n_users,
+                "mean_model": c.test.mean_a,
+                "mean_baseline": c.test.mean_b,
+                "diff": c.test.diff,
+                "rel_impr": c.test.diff / c.test.mean_b if c.test.mean_b else None,
+                "ci_low": c.test.ci_low,
+                "ci_high": c.test.ci_high,
+                "d_z": c.test.d_z,
+                "t": c.test.t,
+                "p": c.test.p,
+                "p_holm": p,
+                "significant": bool(p < ALPHA),
             }
             for c, p in zip(comparisons, adjusted)
         ],
-        columns=["dataset", "metric", "model", "baseline", "seeds", "n_users", "mean_model", "mean_baseline", "diff", "rel_impr", "ci_low", "ci_high", "d_z", "t", "p", "p_holm", "significant"],
+        columns=[
+            "dataset",
+            "metric",
+            "model",
+            "baseline",
+            "seeds",
+            "n_users",
+            "mean_model",
+            "mean_baseline",
+            "diff",
+            "rel_impr",
+            "ci_low",
+            "ci_high",
+            "d_z",
+            "t",
+            "p",
+            "p_holm",
+            "significant",
+        ],
     )
-    frame = pd.DataFrame({
-        "Dataset": data["dataset"],
-        "Metric": data["metric"].map(metric_label),
-        "Model": data["model"],
-        "vs": data["baseline"],
-        "Seeds": data["seeds"].str.replace(";", ", "),
-        "Users": data["n_users"].map(lambda v: f"{v:,}"),
-        "Δ": data["diff"].map(lambda v: f"{v:+.4f}"),
-        "95% CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(data["ci_low"], data["ci_high"])],
-        "Impr.": data["rel_impr"].map(lambda v: _num(v, "+.2%")),
-        "d_z": data["d_z"].map(lambda v: _num(v, "+.3f")),
-        "p": data["p"].map(lambda v: f"{v:.2e}"),
-        "p (Holm)": data["p_holm"].map(lambda v: f"{v:.2e}"),
-        "Sig.": ["" if not sig else "*" if diff > 0 else "worse" for sig, diff in zip(data["significant"], data["diff"])],
-    })
+    frame = pd.DataFrame(
+        {
+            "Dataset": data["dataset"],
+            "Metric": data["metric"].map(metric_label),
+            "Model": data["model"],
+            "vs": data["baseline"],
+            "Seeds": data["seeds"].str.replace(";", ", "),
+            "Users": data["n_users"].map(lambda v: f"{v:,}"),
+            "Δ": data["diff"].map(lambda v: f"{v:+.4f}"),
+            "95% CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(data["ci_low"], data["ci_high"])],
+            "Impr.": data["rel_impr"].map(lambda v: _num(v, "+.2%")),
+            "d_z": data["d_z"].map(lambda v: _num(v, "+.3f")),
+            "p": data["p"].map(lambda v: f"{v:.2e}"),
+            "p (Holm)": data["p_holm"].map(lambda v: f"{v:.2e}"),
+            "Sig.": [
+                "" if not sig else "*" if diff > 0 else "worse" for sig, diff in zip(data["significant"], data["diff"])
+            ],
+        }
+    )
     return Table(name, frame, data, caption)
 
 
 def _versus(name: str, paper: pd.DataFrame, ours: pd.DataFrame, keys: list[str], caption: str) -> Table:
     """paper | ours | delta for every number the paper reports (ours missing -> MISSING)."""
-    merged = paper.merge(ours[[*keys, "mean"]].rename(columns={"mean": "ours"}), on=keys, how="left").rename(columns={"value": "paper"})
+    merged = paper.merge(ours[[*keys, "mean"]].rename(columns={"mean": "ours"}), on=keys, how="left").rename(
+        columns={"value": "paper"}
+    )
     merged["delta"] = merged["ours"] - merged["paper"]
     merged["rel_delta"] = merged["delta"] / merged["paper"]
     frame = merged[keys].astype(str).copy()
@@ -363,10 +504,12 @@ def _versus(name: str, paper: pd.DataFrame, ours: pd.DataFrame, keys: list[str],
 def _stats_note(comparisons: list[Comparison], family: str) -> str:
     seeds = sorted({s for c in comparisons for s in c.seeds})
     return (
-        f"* = better and Holm-adjusted p < {ALPHA} (a significantly worse result is marked 'worse' in the tests table): two-sided paired t-test (scipy.stats.ttest_rel), unit of pairing = test user, "
+        f"* = better and Holm-adjusted p < {ALPHA} (a significantly worse result is marked 'worse' in the tests "
+        "table): two-sided paired t-test (scipy.stats.ttest_rel), unit of pairing = test user, "
         "each user's metric averaged over the seeds both compared cells share "
         f"(seeds used: {', '.join(map(str, seeds)) or 'none'}); Holm correction over {family}. "
-        f"Effect size d_z and 95% percentile-bootstrap CIs ({BOOTSTRAP_RESAMPLES:,} resamples of users, numpy seed {BOOTSTRAP_SEED}) in the tests table."
+        f"Effect size d_z and 95% percentile-bootstrap CIs ({BOOTSTRAP_RESAMPLES:,} resamples of users, "
+        f"numpy seed {BOOTSTRAP_SEED}) in the tests table."
     )
 
 

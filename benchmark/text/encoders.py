@@ -44,18 +44,44 @@ _BERT = ("bert-base-uncased", "86b5e0934494bd15c9632b12f734a8a67f723594")
 _SPECS = (
     EncoderSpec("bert-cls", "hf", *_BERT, pooling="cls", dim=768, max_tokens=512),
     EncoderSpec("bert-mean", "hf", *_BERT, pooling="mean", dim=768, max_tokens=512),
-    EncoderSpec("t5-mean", "hf", "t5-base", "a9723ea7f1b39c1eae772870f3b547bf6ef7e6c1",
-                pooling="mean", dim=768, max_tokens=512, t5_encoder=True),
-    EncoderSpec("flan-t5-mean", "hf", "google/flan-t5-base", "7bcac572ce56db69c1ea7c8af255c5d7c9672fc2",
-                pooling="mean", dim=768, max_tokens=512, t5_encoder=True),
-    EncoderSpec("llama2-mean", "hf", "meta-llama/Llama-2-7b-hf", "01c7f73d771dfac7d292323805ebc428287df4f9",
-                pooling="mean", dim=4096, max_tokens=512, gpu_dtype="bfloat16"),
+    EncoderSpec(
+        "t5-mean",
+        "hf",
+        "t5-base",
+        "a9723ea7f1b39c1eae772870f3b547bf6ef7e6c1",
+        pooling="mean",
+        dim=768,
+        max_tokens=512,
+        t5_encoder=True,
+    ),
+    EncoderSpec(
+        "flan-t5-mean",
+        "hf",
+        "google/flan-t5-base",
+        "7bcac572ce56db69c1ea7c8af255c5d7c9672fc2",
+        pooling="mean",
+        dim=768,
+        max_tokens=512,
+        t5_encoder=True,
+    ),
+    EncoderSpec(
+        "llama2-mean",
+        "hf",
+        "meta-llama/Llama-2-7b-hf",
+        "01c7f73d771dfac7d292323805ebc428287df4f9",
+        pooling="mean",
+        dim=4096,
+        max_tokens=512,
+        gpu_dtype="bfloat16",
+    ),
     EncoderSpec("random", "random", None, "", pooling="none", dim=768, max_tokens=0),
     # MiniLM keeps its native sentence-transformers settings (256 tokens, mean pooling).
-    EncoderSpec("minilm", "minilm", "sentence-transformers/all-MiniLM-L6-v2", "", pooling="mean", dim=384,
-                max_tokens=256),
-    EncoderSpec("minilm-cls", "minilm", "sentence-transformers/all-MiniLM-L6-v2", "", pooling="cls", dim=384,
-                max_tokens=256),
+    EncoderSpec(
+        "minilm", "minilm", "sentence-transformers/all-MiniLM-L6-v2", "", pooling="mean", dim=384, max_tokens=256
+    ),
+    EncoderSpec(
+        "minilm-cls", "minilm", "sentence-transformers/all-MiniLM-L6-v2", "", pooling="cls", dim=384, max_tokens=256
+    ),
 )
 ENCODERS: dict[str, EncoderSpec] = {spec.name: spec for spec in _SPECS}
 ALIASES: dict[str, str] = {"bert-base-uncased": "bert-cls"}

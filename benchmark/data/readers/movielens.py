@@ -110,11 +110,14 @@ def read_recbole_atomic(
             raise line_error(inter_path, i + 2, f"timestamp {float(seconds[i])!r} is not a whole number of seconds")
         timestamp = seconds.astype(np.int64)
     texts, attributes = ({}, None) if item_path is None else _atomic_item_texts(item_path, text_fields)
-    return RawInteractions(user=user, item=item, timestamp=timestamp, item_text=item_texts_for(item, texts),
-                           item_attributes=attributes)
+    return RawInteractions(
+        user=user, item=item, timestamp=timestamp, item_text=item_texts_for(item, texts), item_attributes=attributes
+    )
 
 
-def _atomic_item_texts(item_path: PathLike, text_fields: TextRule) -> tuple[dict[str, str], dict[str, list[str]] | None]:
+def _atomic_item_texts(
+    item_path: PathLike, text_fields: TextRule
+) -> tuple[dict[str, str], dict[str, list[str]] | None]:
     """Item text by `text_fields`, and the item attributes (the `ATTRIBUTE_FIELD` tokens) if that field exists."""
     lines = read_lines(item_path)
     names = recbole_header(lines, item_path, ("item_id",))

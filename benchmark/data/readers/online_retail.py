@@ -140,7 +140,9 @@ def _epoch_seconds(dates: np.ndarray) -> np.ndarray:
     return minutes.to_numpy(dtype="datetime64[s]").astype(np.int64)
 
 
-def _interactions(table: pd.DataFrame, kept: np.ndarray, quantity: np.ndarray, timestamp: np.ndarray) -> RawInteractions:
+def _interactions(
+    table: pd.DataFrame, kept: np.ndarray, quantity: np.ndarray, timestamp: np.ndarray
+) -> RawInteractions:
     """De-duplicate the rows with a Description and build each item's text."""
     user = table["InvoiceNo"].to_numpy(dtype=object)[kept]
     item = table["StockCode"].to_numpy(dtype=object)[kept]

@@ -168,7 +168,9 @@ def _train_prefix(rows: list[_Row], valid: _Row, path: Path, user: str) -> tuple
     """
     if not rows:
         if len(valid.history) > 1:
-            raise TedbenchError(f"{path}: no rows for user {user!r}, whose valid history has {len(valid.history)} items")
+            raise TedbenchError(
+                f"{path}: no rows for user {user!r}, whose valid history has {len(valid.history)} items"
+            )
         return valid.history, len(valid.history)
     ordered = rows if len(rows[0].history) <= len(rows[-1].history) else rows[::-1]
     sequence = list(ordered[0].history)
