@@ -604,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=argtypes.positive_float, help="stop claiming new trials after this many seconds")
     p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
     p.add_argument("--results-dir", default=str(layout.RESULTS))
-    p.add_argument("--runs-dir", default="runs/tune")
+    p.add_argument("--runs-dir", default=str(layout.TUNE_SCRATCH))
     p.add_argument(
         "--grace-period",
         type=argtypes.positive_int,
@@ -617,7 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="paper-style tables, significance tests and figures from stored runs (nothing else)"
     )
     p.add_argument(
-        "--runs", default="results/runs", help="folder of training runs (searched recursively for config.json)"
+        "--runs",
+        default=str(layout.suite_runs(layout.RESULTS)),
+        help="folder of training runs (searched recursively for config.json)",
     )
     p.add_argument("--out", default=str(layout.RESULTS), help="writes OUT/tables, OUT/figures, OUT/metrics.json")
     p.add_argument("--tag", help="report the runs with this tag (default: untagged runs)")
@@ -688,7 +690,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seeds", type=argtypes.positive_int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)"
     )
-    p.add_argument("--out", default="results/fidelity", help="where the Markdown and CSV tables go")
+    p.add_argument("--out", default=str(layout.FIDELITY_DIR), help="where the Markdown and CSV tables go")
     p.add_argument(
         "--work",
         help="run folders of both sides (default: runs/verify/DATASET/MODEL/PROFILE[/official]); "

@@ -21,6 +21,8 @@ RAW_ENV = "TEDBENCH_RAW"
 RESULTS = Path("results")
 SCRATCH = Path("runs")
 BENCH_DIR = RESULTS / "bench"
+FIDELITY_DIR = RESULTS / "fidelity"
+TUNE_SCRATCH = SCRATCH / "tune"  # `tedbench tune`'s trial run folders when no --runs-dir is given
 REGRESSION_REFERENCE = RESULTS / "regression" / "reference.json"
 REPORT_OUTPUTS = ("tables", "figures", "metrics.json")  # what a report publishes under its results folder
 
@@ -81,6 +83,11 @@ def table_path(results_root: Path, name: str, suffix: str = "md") -> Path:
 def train_scratch(dataset: str, model: str, seed: int) -> Path:
     """`tedbench train`'s folder when no --out is given."""
     return SCRATCH / "train" / dataset / model / f"seed{seed}"
+
+
+def official_scratch(dataset: str, model: str) -> Path:
+    """The subprocess-run official code's exports and outputs, and tedbench's side (standalone, difsr)."""
+    return SCRATCH / "official" / dataset / model
 
 
 def verify_scratch(dataset: str, model: str, profile: str | None, against: str = "recbole") -> Path:

@@ -44,6 +44,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from benchmark import layout
 from benchmark.engine.run import train
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
@@ -73,8 +74,8 @@ class TuneSpec:
     seed: int = 2020
     timeout: float | None = None
     device: str | None = None
-    data_root: Path = Path("data")
-    runs_root: Path = Path("runs/tune")
+    data_root: Path = field(default_factory=layout.data_root)
+    runs_root: Path = layout.TUNE_SCRATCH
     results_root: Path = RESULTS
     train_config: TrainConfig = field(default_factory=TrainConfig)
     overrides: dict[str, Any] = field(default_factory=dict)  # fixed model options (e.g. a profile)

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from benchmark import argtypes
+from benchmark import argtypes, layout
 from benchmark.data.store import load_sequences
 from benchmark.engine.run import load_dataset, resolve_configs
 from benchmark.engine.trainer import TrainConfig
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", type=Path, required=True, help="run folders of both sides")
-    parser.add_argument("--out", type=Path, default=Path("results/fidelity"))
+    parser.add_argument("--out", type=Path, default=layout.FIDELITY_DIR)
     args = parser.parse_args(argv)
     train_config = TrainConfig(
         epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, user_subsample=args.users

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark import layout
 from benchmark.data.splits import Splits
 from benchmark.engine.run import load_dataset, resolve_configs
 from benchmark.engine.trainer import TrainConfig
@@ -427,12 +428,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--epochs", type=int, default=200, help="epoch cap on both sides (official default 200)")
     parser.add_argument("--patience", type=int, default=10, help="official epochs without improvement (default 10)")
-    parser.add_argument("--out", type=Path, default=Path("results/fidelity"))
+    parser.add_argument("--out", type=Path, default=layout.FIDELITY_DIR)
     parser.add_argument(
         "--work", type=Path, help="exports, official outputs, tedbench runs (default: runs/official/DATASET/MODEL)"
     )
     args = parser.parse_args(argv)
-    work = args.work or Path("runs") / "official" / args.dataset / args.model
+    work = args.work or layout.official_scratch(args.dataset, args.model)
     command = "python -m benchmark.fidelity.standalone " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         result = compare(
