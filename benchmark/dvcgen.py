@@ -3,7 +3,8 @@
 `tedbench dvc-yaml` writes it; a test fails when the committed file differs from what the code and params.yaml
 generate. One stage per unit of work, named `<step>-<suite>-<dataset>-<model>...`:
 
-    prepare-D                processed data (cached by DVC, not in git: re-run on a fresh clone, byte-identical)
+    prepare-D                processed data: in git for datasets whose licence allows it (the bundled OR-sample,
+                             Online Retail), else cached by DVC only (re-made on a fresh clone, byte-identical)
     embed-D-E                item-text embeddings (likewise)
     tune-S-D-M               the exported best parameters of a tuned model (the study database is not an output)
     train-S-D-RUN-seedN      one run folder: settings, metrics, ranks, users and completion marker are outputs;
@@ -78,6 +79,11 @@ def raw_deps(dataset: str) -> list[str]:
     return [f"datasets/{dataset}"]
 
 
+def data_out(path: str, dataset: str) -> str | dict[str, Any]:
+    """A data output: kept in git (not DVC's cache) when the dataset may be redistributed."""
+    return {path: {"cache": False}} if get_source(dataset).redistributable else path
+
+
 def prepare_stage(dataset: str, suite: Suite) -> dict[str, Any]:
     p = suite.processing
     return {
@@ -85,7 +91,7 @@ def prepare_stage(dataset: str, suite: Suite) -> dict[str, Any]:
         f"--tie-seed {p.tie_seed}",
         "deps": raw_deps(dataset) + code_deps("prepare"),
         "params": ["k_core", "tie_order", "tie_seed"],
-        "outs": [f"data/processed/{dataset}"],
+        "outs": [data_out(f"data/processed/{dataset}", dataset)],
     }
 
 
@@ -93,7 +99,7 @@ def embed_stage(dataset: str, encoder: str) -> dict[str, Any]:
     return {
         "cmd": f"tedbench embed --dataset {dataset} --encoder {encoder}",
         "deps": [f"data/processed/{dataset}", *code_deps("embed")],
-        "outs": [f"data/embeddings/{dataset}/{encoder}"],
+        "outs": [data_out(f"data/embeddings/{dataset}/{encoder}", dataset)],
     }
 
 
