@@ -102,12 +102,29 @@ def test_sampled_negatives_are_distinct_absent_ids(data, tmp_path: Path) -> None
         sampled_negatives([[1, 2, 3]], 50, seed=0)
 
 
+class ExportUnpickler(pickle.Unpickler):
+    """Reads back the export (a pickle, the official loader's format) allowing only numpy's array types."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"the export may hold only numpy arrays, not {module}.{name}")
+        return super().find_class(module, name)
+
+
 def test_dlfsrec_export_carries_the_text_and_the_official_feature_size(data, tmp_path: Path) -> None:
     _, n_items, sequences = data
     text = np.random.default_rng(1).normal(size=(n_items, 12)).astype(np.float32)
     text[0] = 0
     export_dlfsrec(sequences, text, n_items, tmp_path, seed=1)
-    dat = pickle.loads((tmp_path / f"{OFFICIAL_DATA_NAME}_all_multi_word.dat").read_bytes())
+    with open(tmp_path / f"{OFFICIAL_DATA_NAME}_all_multi_word.dat", "rb") as handle:
+        dat = ExportUnpickler(handle).load()
     # utils.get_data_dic's reading
     users = list(dat["user_seq_token"].values())
     assert [[item for item, _ in user] for user in users] == sequences
