@@ -76,24 +76,27 @@ def gather_last(hidden: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
 
 
 def encode_by_length(
-    encode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    encode: Callable[..., torch.Tensor],
     seq: torch.Tensor,
     length: torch.Tensor,
+    *inputs: torch.Tensor,
     groups: int = LENGTH_GROUPS,
 ) -> torch.Tensor:
-    """`encode(seq, length)` [B, d] for an encoder whose row b depends only on seq[b, :length[b]] (causal,
-    right-padded): the rows, sorted by length, are encoded in `groups` groups, each cut to its longest row.
+    """`encode(seq, length, *inputs)` [B, d] for an encoder whose row b depends only on seq[b, :length[b]] and
+    inputs[i][b, :length[b]] (causal, right-padded; each of `inputs` is [B, L, ..]): the rows, sorted by length,
+    are encoded in `groups` groups, each cut to its longest row.
 
     The same values (the cut positions are padding that no read row attends to), for the work of about the
     mean length rather than L; dropout draws fall on the kept positions only, with the same distribution.
     """
     groups = min(groups, len(seq))
     if groups <= 1:
-        return encode(seq, length)
+        return encode(seq, length, *inputs)
     out = None
     for rows in torch.argsort(length).tensor_split(groups):
         part_length = length[rows]
-        part = encode(seq[rows, : max(1, int(part_length.max()))], part_length)
+        width = max(1, int(part_length.max()))
+        part = encode(seq[rows, :width], part_length, *(x[rows, :width] for x in inputs))
         if out is None:
             out = part.new_empty(len(seq), *part.shape[1:])
         out = out.index_put((rows,), part)

@@ -8,6 +8,9 @@ from torch import nn
 from benchmark.layers.blocks import MoEAdaptor
 
 MODULATIONS = ("position", "global", "none")
+# adaptor dropout: one mask per sequence position and expert (the official code), or per distinct item of the
+# batch and expert (a declared, faster change of granularity: the expert products are computed per item)
+ADAPTOR_DROPOUTS = ("position", "item")
 
 
 class PositionModulatedAdaptor(MoEAdaptor):
@@ -18,8 +21,10 @@ class PositionModulatedAdaptor(MoEAdaptor):
     b_k·A_k is [K, L, out] and the shared mixture subtracts row j at position j; inputs must be [.., L, in].
     """
 
-    def __init__(self, in_dim: int, out_dim: int, n_exps: int, dropout_prob: float, max_len: int):
-        super().__init__(in_dim, out_dim, n_exps, dropout_prob, whitening=False)
+    def __init__(
+        self, in_dim: int, out_dim: int, n_exps: int, dropout_prob: float, max_len: int, dropout_per_item: bool = False
+    ):
+        super().__init__(in_dim, out_dim, n_exps, dropout_prob, whitening=False, dropout_per_item=dropout_per_item)
         self.bias = nn.Parameter(torch.zeros(n_exps, max_len, in_dim))
 
     def check_length(self, length: int) -> None:
@@ -28,15 +33,27 @@ class PositionModulatedAdaptor(MoEAdaptor):
 
 
 def modulation_adaptor(
-    text_dim: int, hidden_size: int, n_exps: int, dropout_prob: float, max_len: int, modulation: str = "position"
+    text_dim: int,
+    hidden_size: int,
+    n_exps: int,
+    dropout_prob: float,
+    max_len: int,
+    modulation: str = "position",
+    adaptor_dropout: str = "position",
 ) -> MoEAdaptor:
     """MoE adaptor text_dim -> hidden_size as TedRec builds it (official `MoEAdaptorLayer`/`DTRLayer`).
 
     modulation: "position" = TedRec (`PositionModulatedAdaptor`); "global" = the w/o MM ablation (UniSRec's
-    whitening bias, one (text_dim,) vector per expert); "none" = no bias at all.
+    whitening bias, one (text_dim,) vector per expert); "none" = no bias at all. adaptor_dropout: "position" (the
+    official code) or "item" (`ADAPTOR_DROPOUTS`).
     """
+    if adaptor_dropout not in ADAPTOR_DROPOUTS:
+        raise ValueError(f"adaptor_dropout must be one of {', '.join(ADAPTOR_DROPOUTS)}, not {adaptor_dropout!r}")
+    per_item = adaptor_dropout == "item"
     if modulation == "position":
-        return PositionModulatedAdaptor(text_dim, hidden_size, n_exps, dropout_prob, max_len)
+        return PositionModulatedAdaptor(text_dim, hidden_size, n_exps, dropout_prob, max_len, per_item)
     if modulation not in MODULATIONS:
         raise ValueError(f"modulation must be one of {', '.join(MODULATIONS)}, not {modulation!r}")
-    return MoEAdaptor(text_dim, hidden_size, n_exps, dropout_prob, whitening=modulation == "global")
+    return MoEAdaptor(
+        text_dim, hidden_size, n_exps, dropout_prob, whitening=modulation == "global", dropout_per_item=per_item
+    )

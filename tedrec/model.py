@@ -9,7 +9,7 @@ from benchmark.layers.blocks import cosine_logits
 from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS, SASRecBackbone
 from benchmark.model import DatasetInfo
 from benchmark.registry import SearchParam, register_model
-from tedrec.adaptor import MODULATIONS, modulation_adaptor
+from tedrec.adaptor import ADAPTOR_DROPOUTS, MODULATIONS, modulation_adaptor
 from tedrec.fusion import FrequencyFusion
 
 TEDREC_DEFAULTS = {
@@ -21,6 +21,7 @@ TEDREC_DEFAULTS = {
     "use_id_filter": True,  # False = w/o IF
     "use_text_fusion": True,  # False = w/o TF
     "use_gates": True,  # False = w/o AG
+    "adaptor_dropout": "position",  # "item": one adaptor dropout mask per item of the batch (declared, faster)
 }
 
 
@@ -43,6 +44,7 @@ class TedRec(SASRecBackbone):
     """
 
     prefix_only = False  # the fusion's FFTs mix every position, padding included
+    input_mixes_positions = True  # ... but only the input: the SASRec encoder after it runs by length groups
 
     def __init__(self, config: dict, info: DatasetInfo):
         super().__init__(config, info)
@@ -52,6 +54,9 @@ class TedRec(SASRecBackbone):
             raise TedbenchError(
                 f"TedRec modulation must be one of {', '.join(MODULATIONS)}, not {config['modulation']!r}"
             )
+        if config["adaptor_dropout"] not in ADAPTOR_DROPOUTS:
+            choices = ", ".join(ADAPTOR_DROPOUTS)
+            raise TedbenchError(f"TedRec adaptor_dropout must be one of {choices}, not {config['adaptor_dropout']!r}")
         hidden = config["hidden_size"]
         self.temperature = config["temperature"]
         self.register_buffer("item_text", info.item_text.detach().float(), persistent=False)
@@ -65,6 +70,7 @@ class TedRec(SASRecBackbone):
             config["adaptor_dropout_prob"],
             info.max_len,
             config["modulation"],
+            config["adaptor_dropout"],
         )
 
     def sequence_input(self, seq: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import TedbenchError
+from benchmark.layers.sasrec import SASRecBackbone
 from benchmark.model import DatasetInfo
 from benchmark.registry import get_model, register_model
 from tedrec.adaptor import modulation_adaptor
@@ -44,6 +45,7 @@ FUSION_DEFAULTS = {
     "use_id_filter": True,  # False = w/o IF
     "use_text_fusion": True,  # False = w/o TF
     "use_gates": True,  # False = w/o AG
+    "adaptor_dropout": "position",  # "item": one adaptor dropout mask per item of the batch (declared, faster)
 }
 BACKBONES = ("DLFS-Rec", "SASRecF", "DIF-SR")
 SUFFIX = "+TedRec"
@@ -61,6 +63,7 @@ def text_id_fusion(config: dict, info: DatasetInfo) -> tuple[nn.Module, Frequenc
         config["adaptor_dropout_prob"],
         info.max_len,
         config["modulation"],
+        config["adaptor_dropout"],
     )
     fusion = FrequencyFusion(
         hidden, info.max_len, config["use_id_filter"], config["use_text_fusion"], config["use_gates"]
@@ -100,6 +103,8 @@ def _plugin_class(backbone: type) -> type:
             "__init__": __init__,
             "sequence_input": sequence_input,
             "prefix_only": False,
+            # the fusion mixes only the input: a SASRec-family encoder after it still runs by length groups
+            "input_mixes_positions": issubclass(backbone, SASRecBackbone),
             "__doc__": doc,
             "__module__": __name__,
         },

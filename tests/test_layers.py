@@ -298,3 +298,28 @@ def test_moe_parameter_shapes() -> None:
     assert not position.bias.any() and not position.w_gate.any() and not position.w_noise.any()
     with pytest.raises(ValueError):
         position(torch.randn(2, 49, 768))
+
+
+@pytest.mark.parametrize("modulation", ["position", "global", "none"])
+def test_moe_per_item_dropout_shares_one_mask_per_item(modulation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dropout_per_item`: the naive loop with each position's mask taken from its item's row of one per-item mask."""
+    torch.manual_seed(0)
+    moe = randomised_moe(modulation).train()
+    moe.dropout_per_item = True
+    table = torch.randn(9, 12, dtype=torch.float64)
+    table[0] = 0  # the padding row
+    ids = torch.tensor([[3, 5, 3, 0, 0], [5, 5, 8, 1, 0], [8, 3, 0, 0, 0]])
+    items = torch.unique(ids[ids > 0])
+    masks = [torch.rand(len(items), 12) < 0.8 for _ in range(moe.n_exps)]
+    draws = iter(masks)
+    monkeypatch.setattr(kernels, "bernoulli_keep_", lambda mask, keep_prob, scratch=None: mask.copy_(next(draws)))
+    fast = moe.lookup(table, ids)
+    position = torch.searchsorted(items, ids.clamp(min=1))  # each id's row among the distinct items
+    per_position = [m[position] for m in masks]
+    slow = naive_moe(moe, table[ids], per_position)
+    assert_same_output_and_gradients(fast, slow, list(moe.parameters()))
+
+
+def test_tedrec_rejects_an_unknown_adaptor_dropout() -> None:
+    with pytest.raises(ValueError, match="adaptor_dropout must be one of position, item"):
+        modulation_adaptor(12, 7, 4, 0.2, max_len=5, adaptor_dropout="expert")

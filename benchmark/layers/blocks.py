@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark.layers.kernels import Dropout, ExpertMixture, at_least_float32, dropout, nonzero_rows
+from benchmark.layers.kernels import Dropout, ExpertMixture, at_least_float32, dropout, nonzero_ids, nonzero_rows
 
 MASK_VALUE = -10000.0  # RecBole's additive value for hidden attention keys
 
@@ -257,15 +257,27 @@ class MoEAdaptor(nn.Module):
     (padding positions, whose text row is 0) skip the expert products, which are 0 for them. The products
     (`shift`, [K, R, out]) are subtracted from the input rows in turn along the second-to-last axis, so a
     subclass may hold R > 1 bias rows per expert (with `check_length` for its inputs) and reuse the rest.
+
+    `dropout_per_item` (a declared change of dropout granularity, not UniSRec's or TedRec's code): in `lookup`
+    during training, every occurrence of an item in the batch shares one dropout mask per expert instead of one
+    per position, so the expert products are computed once per distinct item of the batch and gathered.
     """
 
     def __init__(
-        self, in_dim: int, out_dim: int, n_exps: int, dropout_prob: float, whitening: bool = True, noise: bool = True
+        self,
+        in_dim: int,
+        out_dim: int,
+        n_exps: int,
+        dropout_prob: float,
+        whitening: bool = True,
+        noise: bool = True,
+        dropout_per_item: bool = False,
     ):
         super().__init__()
         self.n_exps = n_exps
         self.dropout_prob = dropout_prob
         self.noise = noise
+        self.dropout_per_item = dropout_per_item
         self.w_gate = nn.Parameter(torch.zeros(in_dim, n_exps))
         self.w_noise = nn.Parameter(torch.zeros(in_dim, n_exps))
         self.experts = nn.Parameter(torch.randn(n_exps, in_dim, out_dim) * 0.02)
@@ -288,14 +300,29 @@ class MoEAdaptor(nn.Module):
         """b_k·A_k [K, R, out] in (at least) float32, or None without a bias."""
         return None if self.bias is None else torch.bmm(at_least_float32(self.bias), at_least_float32(self.experts))
 
+    def shift_mixture(self, gates: torch.Tensor) -> torch.Tensor | None:
+        """Σ_k g_k·s_k for gates [.., R', K] (R' = R, or any length if R = 1) -> [.., R', out]: row j of the
+        second-to-last axis takes bias row j; None without a bias."""
+        shift = self.shift()
+        if shift is None:
+            return None
+        rows = gates.reshape(-1, gates.size(-2), self.n_exps).transpose(0, 1)  # [R', B', K]
+        return torch.matmul(rows, shift.transpose(0, 1)).transpose(0, 1).reshape(*gates.shape[:-1], -1)
+
     def lookup(self, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """`forward(table[ids])` for a [N, in] table and ids [.., L], with less work: the gate logits are computed
-        per table row; without dropout (evaluation) so is the whole mixture except the shift, subtracted row by row
-        along the ids' last axis: Σ_k g_k·(t·A_k − s_k) = (Σ_k g_k·t·A_k)[ids] − Σ_k g_k·s_k, since the gates then
-        depend on the item only."""
-        if self.training:
-            return self.forward(table[ids], self.gate_logits(table, ids))
+        """`forward(table[ids])` for a [N, in] table whose row 0 (the padding id) is zero, and ids [.., L], with
+        less work: the gate logits are computed per table row and gathered; in training the expert products are
+        computed for the non-padding ids only (padding rows give Dropout(0)·A_k = 0); without dropout
+        (evaluation) the whole mixture but the shift is computed per table row, since
+        Σ_k g_k·(t·A_k − s_k) = (Σ_k g_k·t·A_k)[ids] − Σ_k g_k·s_k when the gates depend on the item only."""
         self.check_length(ids.size(-1))
+        if self.training:
+            gates = F.softmax(self.gate_logits(table, ids), dim=-1)
+            rows = nonzero_ids(ids)
+            active = ids.reshape(-1) if rows is None else ids.reshape(-1)[rows]
+            if self.dropout_per_item:
+                return self.per_item_mixture(table, active, gates, rows)
+            return self.mixture(table[active], gates, rows)
         with torch.autocast(table.device.type, enabled=False):
             gates = F.softmax(at_least_float32(self.gate_logits(table)), dim=-1)  # [N, K]
             text, experts = at_least_float32(table), at_least_float32(self.experts)
@@ -303,22 +330,54 @@ class MoEAdaptor(nn.Module):
             for k in range(self.n_exps):
                 mixed.addmm_(text * gates[:, k : k + 1], experts[k])
             out = mixed[ids]
-            shift = self.shift()
-            if shift is not None:  # Σ_k g_k·s_k[j]: row j of the last axis by row, [L, B', K] @ [R, K, out]
-                item_gates = gates[ids].reshape(-1, ids.size(-1), self.n_exps).transpose(0, 1)
-                out -= torch.matmul(item_gates, shift.transpose(0, 1)).transpose(0, 1).reshape(out.shape)
-        return out
+            shift = self.shift_mixture(gates[ids])
+        return out if shift is None else out - shift
 
     def check_length(self, length: int) -> None:
         """Hook for subclasses whose bias rows need inputs of a given length along the second-to-last axis."""
 
     def forward(self, x: torch.Tensor, gate_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """The adaptor on x [.., in]; `gate_logits` [.., K] if already computed (see `lookup`)."""
+        """The adaptor on x [.., in]; `gate_logits` [.., K] if already computed."""
         gates = F.softmax(self.gate_logits(x) if gate_logits is None else gate_logits, dim=-1)
         self.check_length(x.size(-2))
+        flat = x.reshape(-1, x.size(-1))
+        rows = nonzero_rows(flat)
+        return self.mixture(flat if rows is None else flat.index_select(0, rows), gates, rows)
+
+    def mixture(self, x: torch.Tensor, gates: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """Σ_k g_k·(Dropout_k(x)·A_k − s_k) [.., out] from the gates [.., K] of every input row and the rows x
+        [n, in] of the flattened input listed by `rows` (None: all); the unlisted rows are zero."""
         p = self.dropout_prob if self.training else 0.0
         with torch.autocast(x.device.type, enabled=False):  # the mixture runs in (at least) float32
-            experts, shift = at_least_float32(self.experts), self.shift()
-            flat, gates = at_least_float32(x).reshape(-1, x.size(-1)), at_least_float32(gates).reshape(-1, self.n_exps)
-            out = ExpertMixture.apply(flat, gates, experts, shift, p, nonzero_rows(flat))
-        return out.view(*x.shape[:-1], -1)
+            flat_gates = at_least_float32(gates).reshape(-1, self.n_exps)
+            products = ExpertMixture.apply(
+                at_least_float32(x),
+                flat_gates if rows is None else flat_gates.index_select(0, rows),
+                at_least_float32(self.experts),
+                p,
+            )
+            return self.assemble(products, gates, rows)
+
+    def per_item_mixture(
+        self, table: torch.Tensor, active: torch.Tensor, gates: torch.Tensor, rows: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`mixture` of table[active] with one dropout mask per expert and distinct item (`dropout_per_item`)."""
+        with torch.autocast(table.device.type, enabled=False):
+            items, inverse = torch.unique(active, return_inverse=True)
+            text = at_least_float32(table[items])
+            dropped = torch.stack([dropout(text, self.dropout_prob, True) for _ in range(self.n_exps)])
+            products = torch.bmm(dropped, at_least_float32(self.experts))  # [K, U, out]
+            flat_gates = at_least_float32(gates).reshape(-1, self.n_exps)
+            row_gates = flat_gates if rows is None else flat_gates.index_select(0, rows)  # [n, K]
+            mixed = torch.bmm(row_gates.unsqueeze(1), products.transpose(0, 1)[inverse]).squeeze(1)  # [n, out]
+            return self.assemble(mixed, gates, rows)
+
+    def assemble(self, mixed: torch.Tensor, gates: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """The adaptor output [.., out]: the expert mixture `mixed` [n, out] of the rows listed by `rows` (None:
+        all; the others are zero) minus the gated shift Σ_k g_k·s_k of every row."""
+        out = mixed
+        if rows is not None:
+            out = mixed.new_zeros(gates.numel() // self.n_exps, mixed.size(-1)).index_put((rows,), mixed)
+        out = out.view(*gates.shape[:-1], -1)
+        shift = self.shift_mixture(at_least_float32(gates))
+        return out if shift is None else out - shift

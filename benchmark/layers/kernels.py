@@ -25,7 +25,7 @@ def bernoulli_keep_(mask: torch.Tensor, keep_prob: float, scratch: torch.Tensor 
     On CPU each draw compares a uniform random byte with keep_prob·256; draws that tie with the threshold
     byte (1 in 256) are decided by a fresh 32-bit uniform, so the probability is exact to 2⁻⁴⁰ (torch's own
     CPU draws have 31 bits) at a quarter of the random bits of a 32-bit draw: ~5x faster than
-    `torch.bernoulli`. `scratch` (a contiguous tensor of >= 2·mask.numel() + 8 bytes, overwritten) avoids
+    `torch.bernoulli`. `scratch` (a contiguous tensor of >= 2·mask.numel() + 16 bytes, overwritten) avoids
     allocating the random bytes. Other devices compare `torch.rand` draws with keep_prob.
     """
     if mask.device.type != "cpu":
@@ -35,19 +35,32 @@ def bernoulli_keep_(mask: torch.Tensor, keep_prob: float, scratch: torch.Tensor 
         return mask.fill_(True)
     n = mask.numel()
     nbytes = -(-n // 8) * 8
-    if scratch is None or scratch.numel() * scratch.element_size() < nbytes + n:
-        scratch = torch.empty(nbytes + n, dtype=torch.uint8)
+    if scratch is None or scratch.numel() * scratch.element_size() < 2 * nbytes:
+        scratch = torch.empty(2 * nbytes, dtype=torch.uint8)
     buffer = scratch.view(-1).view(torch.uint8)
     buffer[:nbytes].view(torch.int64).random_(-(2**63), 2**63 - 1)
     random_bytes, threshold = buffer[:n], int(level)
     torch.lt(random_bytes, threshold, out=mask.view(-1))
     if level == threshold:  # keep_prob is a multiple of 1/256 (e.g. 0.5): the byte comparison is already exact
         return mask
-    ties = torch.eq(random_bytes, threshold, out=buffer[nbytes : nbytes + n].view(torch.bool)).nonzero().squeeze(1)
+    ties = tie_positions(random_bytes, threshold, buffer[nbytes : 2 * nbytes])
     words = torch.empty((ties.numel() + 1) // 2, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
     tie_threshold = min(-(2**31) + round((level - threshold) * 2**32), 2**31 - 1)
     mask.view(-1)[ties] = words.view(torch.int32)[: ties.numel()] < tie_threshold
     return mask
+
+
+def tie_positions(random_bytes: torch.Tensor, threshold: int, scratch: torch.Tensor) -> torch.Tensor:
+    """Ascending positions of the bytes equal to `threshold` (`(random_bytes == threshold).nonzero()`), found word by
+    word: only the 8-byte words holding a tie (1 in 32 at a 1/256 tie rate) are searched byte by byte.
+    `scratch`: uint8, at least len(random_bytes) rounded up to 8 bytes, overwritten."""
+    n = random_bytes.numel()
+    flags = scratch[: -(-n // 8) * 8]
+    flags[n:].zero_()
+    torch.eq(random_bytes, threshold, out=flags[:n].view(torch.bool))
+    words = flags.view(torch.int64).nonzero().squeeze(1)
+    candidates = (words[:, None] * 8 + torch.arange(8)).view(-1)
+    return candidates[flags[candidates].view(torch.bool)]
 
 
 def masked_(out: torch.Tensor, keep: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -92,16 +105,23 @@ def nonzero_rows(x: torch.Tensor) -> torch.Tensor | None:
     """Indices of the rows of a 2-D x that are not all zero (None if that is every row, or if x needs a gradient)."""
     if x.requires_grad:
         return None
-    rows = x.any(dim=-1).nonzero().squeeze(1)
-    return None if rows.numel() == x.size(0) else rows
+    return _rows_or_none(x.any(dim=-1))
+
+
+def nonzero_ids(ids: torch.Tensor) -> torch.Tensor | None:
+    """Indices of the non-padding entries of the flattened `ids` (None if that is every entry)."""
+    return _rows_or_none(ids.reshape(-1) != 0)
+
+
+def _rows_or_none(keep: torch.Tensor) -> torch.Tensor | None:
+    rows = keep.nonzero().squeeze(1)
+    return None if rows.numel() == keep.numel() else rows
 
 
 class ExpertMixture(torch.autograd.Function):
-    """Σ_k gates[:, k] · (Dropout_k(x)·A_k − shift_k[row % P]) for x [N, in], gates [N, K], experts A [K, in, out],
-    shift [K, P, out] or None (rows cycle through the P shift rows) and dropout probability p (0: no dropout).
+    """Σ_k gates[:, k] · Dropout_k(x)·A_k for x [N, in], gates [N, K], experts A [K, in, out] and dropout
+    probability p (0: no dropout), one dropout mask per expert.
 
-    `rows`, if given, lists the rows of x that are not all zero (x must then not need a gradient): the other rows
-    have Dropout_k(0)·A_k = 0, so the products are computed for `rows` only and padding costs nothing.
     Runs expert by expert on reused buffers; backward keeps only the bool dropout masks and the expert outputs
     (needed for the gate gradient), so no [K, N, in] float tensor is ever stored. The 1/(1−p) dropout scale
     is applied to A_k (and to its gradient) instead of to the inputs, and the products are computed into
@@ -109,64 +129,43 @@ class ExpertMixture(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(
-        ctx,
-        x: torch.Tensor,
-        gates: torch.Tensor,
-        experts: torch.Tensor,
-        shift: torch.Tensor | None,
-        p: float,
-        rows: torch.Tensor | None,
-    ):
+    def forward(ctx, x: torch.Tensor, gates: torch.Tensor, experts: torch.Tensor, p: float):
         n_exps, out_dim = experts.size(0), experts.size(-1)
-        active = x if rows is None else x.index_select(0, rows)
-        keep = active.new_empty((n_exps, *active.shape), dtype=torch.bool) if p > 0 else None
-        dropped = torch.empty_like(active) if p > 0 else active
+        keep = x.new_empty((n_exps, *x.shape), dtype=torch.bool) if p > 0 else None
+        dropped = torch.empty_like(x) if p > 0 else x
         weights = F.pad(experts / (1.0 - p), (0, -out_dim % 16))
         padded = x.new_empty(n_exps, x.size(0), weights.size(-1))
         outputs = padded[..., :out_dim]
-        product = None if rows is None else active.new_empty(active.size(0), weights.size(-1))
         mixed = x.new_empty(x.size(0), out_dim)
         for k in range(n_exps):
             if keep is not None:
-                masked_(dropped, bernoulli_keep_(keep[k], 1.0 - p, scratch=dropped), active)
-            if rows is None:
-                torch.mm(dropped, weights[k], out=padded[k])
-            else:
-                padded[k].zero_().index_copy_(0, rows, torch.mm(dropped, weights[k], out=product))
-            if shift is not None:
-                outputs[k].view(-1, *shift.shape[1:]).sub_(shift[k])
+                masked_(dropped, bernoulli_keep_(keep[k], 1.0 - p, scratch=dropped), x)
+            torch.mm(dropped, weights[k], out=padded[k])
             if k == 0:
                 torch.mul(outputs[k], gates[:, :1], out=mixed)
             else:
                 mixed.addcmul_(outputs[k], gates[:, k : k + 1])
-        ctx.save_for_backward(active, gates, experts, outputs, keep, rows)
+        ctx.save_for_backward(x, gates, experts, outputs, keep)
         ctx.p = p
-        ctx.positions = None if shift is None else shift.size(1)
         return mixed
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        active, gates, experts, outputs, keep, rows = ctx.saved_tensors
+        x, gates, experts, outputs, keep = ctx.saved_tensors
         grad = grad.contiguous()
         scale = 1.0 / (1.0 - ctx.p)
-        dropped = torch.empty_like(active) if keep is not None else active
-        grad_x = torch.zeros_like(active) if ctx.needs_input_grad[0] else None
+        dropped = torch.empty_like(x) if keep is not None else x
+        grad_x = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
         grad_gates = gates.new_empty(gates.size(1), gates.size(0))  # [K, N], transposed at the end
         grad_experts = torch.empty_like(experts)
-        grad_shift = None if ctx.positions is None else grad.new_empty(experts.size(0), ctx.positions, grad.size(-1))
         grad_k = torch.empty_like(grad)
-        grad_rows = None if rows is None else grad.new_empty(rows.numel(), grad.size(-1))
         for k in range(experts.size(0)):
             torch.sum(torch.mul(grad, outputs[k], out=grad_k), dim=-1, out=grad_gates[k])
             torch.mul(grad, gates[:, k : k + 1], out=grad_k)  # gradient of expert k's output
-            if grad_shift is not None:
-                torch.sum(grad_k.view(-1, ctx.positions, grad.size(-1)), dim=0, out=grad_shift[k]).neg_()
-            grad_active = grad_k if rows is None else torch.index_select(grad_k, 0, rows, out=grad_rows)
             if keep is not None:
-                masked_(dropped, keep[k], active)
-            torch.mm(dropped.t(), grad_active, out=grad_experts[k]).mul_(scale)
+                masked_(dropped, keep[k], x)
+            torch.mm(dropped.t(), grad_k, out=grad_experts[k]).mul_(scale)
             if grad_x is not None:
-                grad_in = (grad_active @ experts[k].t()).mul_(scale)
+                grad_in = (grad_k @ experts[k].t()).mul_(scale)
                 grad_x += grad_in if keep is None else masked_(dropped, keep[k], grad_in)
-        return grad_x, grad_gates.t(), grad_experts, grad_shift, None, None
+        return grad_x, grad_gates.t(), grad_experts, None

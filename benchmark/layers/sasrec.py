@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from benchmark.layers.blocks import SequenceEmbedding, TransformerEncoder, causal_padding_mask, recbole_init_
-from benchmark.model import DatasetInfo, SequentialModel
+from benchmark.model import DatasetInfo, SequentialModel, encode_by_length
 from benchmark.registry import SearchParam
 
 DROPOUTS = SearchParam("categorical", choices=(0.1, 0.2, 0.5))
@@ -33,6 +33,9 @@ class SASRecBackbone(SequentialModel):
     input through `sequence_input` (and the scoring through `score_items`)."""
 
     prefix_only = True  # causal attention, per-position inputs: the read-out sees only seq[:, :length]
+    # True for a `sequence_input` that mixes positions (TedRec's fusion): the encoder after it is still causal, so
+    # the input is computed for the whole padded batch and the encoder runs by length groups on it (`encode_rows`)
+    input_mixes_positions = False
 
     def __init__(self, config: dict, info: DatasetInfo):
         super().__init__(config, info)
@@ -49,8 +52,17 @@ class SASRecBackbone(SequentialModel):
         return self.item_embedding(seq)
 
     def encode(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        return self.encode_input(seq, length, self.sequence_input(seq))
+
+    def encode_input(self, seq: torch.Tensor, length: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's read-out [B, d] from the per-position input x = `sequence_input(seq)` [B, L', d], L' <= L."""
         read_index = (length - 1).clamp(min=0)  # as gather_last
-        return self.encoder(self.embedding(self.sequence_input(seq)), causal_padding_mask(seq), read_index)
+        return self.encoder(self.embedding(x), causal_padding_mask(seq), read_index)
+
+    def encode_rows(self, seq: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        if not self.input_mixes_positions:
+            return super().encode_rows(seq, length)
+        return encode_by_length(self.encode_input, seq, length, self.sequence_input(seq))
 
     def item_embeddings(self) -> torch.Tensor:
         return self.item_embedding.weight
