@@ -128,3 +128,9 @@ def sequence_batch(train_loader, rows: int):
 
     feat = train_loader.dataset.inter_feat
     return Interaction({key: feat[key][:rows].clone() for key in feat.columns})
+
+
+def perturbed(state: dict[str, torch.Tensor], seed: int, keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """Every tensor moved off its initial value (zero-initialised gates and biases included)."""
+    generator = torch.Generator().manual_seed(seed)
+    return {k: v if k in keep else v + 0.05 * torch.randn(v.shape, generator=generator) for k, v in state.items()}

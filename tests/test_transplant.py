@@ -25,7 +25,7 @@ from benchmark.fidelity.transplant import (
 )
 from benchmark.fidelity.verify import prepare, reference_data
 from benchmark.registry import create_model
-from tests.recbolekit import recbole
+from tests.recbolekit import perturbed, recbole
 
 CODE = os.environ.get("TEDBENCH_TEDREC_CODE")
 pytestmark = [
@@ -55,12 +55,6 @@ def setup(sample_root: Path, tmp_path_factory: pytest.TempPathFactory):
         work=tmp_path_factory.mktemp("transplant"),
         encoder="random",
     )
-
-
-def perturbed(state: dict[str, torch.Tensor], seed: int, keep: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
-    """Every tensor moved off its initial value (zero-initialised gates and biases included)."""
-    generator = torch.Generator().manual_seed(seed)
-    return {k: v if k in keep else v + 0.05 * torch.randn(v.shape, generator=generator) for k, v in state.items()}
 
 
 @pytest.fixture(scope="module")

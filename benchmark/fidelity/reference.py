@@ -4,7 +4,7 @@ A `Reference` says everything verify needs to run the other side: the model clas
 RecBole's `create_dataset`), the config files it reads, the tedbench options passed through under the same name,
 the RecBole keys verify sets from the data (item text), and what identifies the code in a stored result.
 
-Official code that is itself built on RecBole (TedRec; next SMLP4Rec and UniSRec, one `OfficialCode` entry each)
+Official code that is itself built on RecBole (TedRec and UniSRec, one `OfficialCode` entry each)
 is loaded from a checkout the user names (`--reference-code PATH`): its model and dataset classes are imported
 from their files with importlib, and their `from recbole...` imports resolve to the installed RecBole through
 the shims of `tests/recbole_compat.py`. Nothing of an official checkout is ever copied into tedbench.
@@ -116,6 +116,22 @@ OFFICIAL = {
             "use_gates": True,
             "adaptor_dropout": "position",
         },
+        text_suffix="feat1CLS",
+        text_settings=plm_settings,
+        data_settings=BENCHMARK_FILES_OFF,
+    ),
+    # from scratch on the target data: the official fine-tuning script's props, `train_stage: transductive_ft`
+    # (ID embeddings + MoE-adapted text, no pre-trained weights loaded)
+    "UniSRec": OfficialCode(
+        repository="RUCAIBox/UniSRec",
+        commit="05aa5cb",
+        model_file="unisrec.py",
+        model_class="UniSRec",
+        dataset_file="data/dataset.py",
+        dataset_class="UniSRecDataset",
+        props=("props/UniSRec.yaml", "props/finetune.yaml"),
+        options=ARCHITECTURE + ("n_exps", "adaptor_dropout_prob", "temperature"),
+        fixed={},
         text_suffix="feat1CLS",
         text_settings=plm_settings,
         data_settings=BENCHMARK_FILES_OFF,

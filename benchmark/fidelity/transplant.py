@@ -18,7 +18,9 @@ Name map (reference name -> tedbench name), for the official TedRec (RUCAIBox/Te
   moe_adaptor.experts.K.lin.weight [out, in] -> adaptor.experts[K] [in, out] (transposed)
   moe_adaptor.experts.K.bias [1, L, in]      -> adaptor.bias[K] [L, in]
   plm_embedding.weight (frozen item text) is not transplanted: it must equal tedbench's item-text matrix.
-Any name left unmapped on either side, or a shape that differs, is an error.
+For the official UniSRec (RUCAIBox/UniSRec `unisrec.py`, `transductive_ft`): the same Transformer, embedding,
+gate and expert names; its whitening bias moe_adaptor.experts.K.bias [in] -> adaptor.bias[K] [1, in].
+Any name left unmapped on either side, or a shape that differs other than by dimensions of size 1, is an error.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class NameMap:
 
     rules: list[tuple[str, str]]  # reference name pattern -> tedbench name (whole tensors)
     stacked: list[tuple[str, str, bool]]  # reference per-expert pattern (group 1: expert) -> stacked tedbench tensor,
-    #                                       transposed?; the reference slice has a leading 1 when not transposed
+    #                                       transposed? (the slice may differ from the reference by size-1 dimensions)
     item_rows: tuple[str, ...]  # tedbench tensors whose rows are item ids
     inputs: tuple[str, ...]  # frozen reference inputs checked equal to tedbench's item text, not transplanted
 
@@ -69,6 +71,15 @@ NAME_MAPS = {
             (r"^fusion_gating\.", "fusion.fusion_gate."),
             (r"^moe_adaptor\.(w_gate|w_noise)$", r"adaptor.\1"),
         ],
+        stacked=[
+            (r"^moe_adaptor\.experts\.(\d+)\.lin\.weight$", "adaptor.experts", True),
+            (r"^moe_adaptor\.experts\.(\d+)\.bias$", "adaptor.bias", False),
+        ],
+        item_rows=("item_embedding.weight",),
+        inputs=("plm_embedding.weight",),
+    ),
+    "UniSRec": NameMap(
+        rules=TRANSFORMER_RULES + [(r"^moe_adaptor\.(w_gate|w_noise)$", r"adaptor.\1")],
         stacked=[
             (r"^moe_adaptor\.experts\.(\d+)\.lin\.weight$", "adaptor.experts", True),
             (r"^moe_adaptor\.experts\.(\d+)\.bias$", "adaptor.bias", False),
@@ -117,16 +128,20 @@ def _check_names(pairs: dict[str, tuple[str, int | None, bool]], ours: dict[str,
 
 
 def _slice(tensor: torch.Tensor, expert: int | None, transposed: bool) -> torch.Tensor:
-    """The reference-shaped part of a tedbench tensor."""
+    """The part of a tedbench tensor that one reference tensor holds (a view)."""
     if expert is None:
         return tensor
     part = tensor[expert]
-    return part.t() if transposed else part.unsqueeze(0)
+    return part.t() if transposed else part
 
 
-def _check_shape(name: str, got: torch.Tensor, want: torch.Tensor) -> None:
-    if got.shape != want.shape:
-        raise TedbenchError(f"weight transplant: {name}: shape {tuple(got.shape)} vs {tuple(want.shape)}")
+def _fit(name: str, got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+    """`got` in `want`'s shape, if the two differ at most by dimensions of size 1; else an error naming `name`."""
+    if got.shape == want.shape:
+        return got
+    if [d for d in got.shape if d != 1] == [d for d in want.shape if d != 1]:
+        return got.reshape(want.shape)
+    raise TedbenchError(f"weight transplant: {name}: shape {tuple(got.shape)} vs {tuple(want.shape)}")
 
 
 def check_inputs(
@@ -149,9 +164,7 @@ def to_reference(
     out = {name: template[name] for name in names.inputs}
     for name, (target, expert, transposed) in pairs.items():
         value = ours[target][order] if target in names.item_rows else ours[target]
-        value = _slice(value, expert, transposed).clone()
-        _check_shape(name, value, template[name])
-        out[name] = value
+        out[name] = _fit(name, _slice(value, expert, transposed), template[name]).clone()
     return out
 
 
@@ -164,11 +177,11 @@ def to_tedbench(
     out = {name: torch.empty_like(value) for name, value in template.items()}
     for name, (target, expert, transposed) in pairs.items():
         part = _slice(out[target], expert, transposed)
-        _check_shape(name, reference[name], part)
+        value = _fit(name, reference[name], part)
         if target in names.item_rows:
-            out[target][order] = reference[name].to(out[target].dtype)
+            out[target][order] = value.to(out[target].dtype)
         else:
-            part.copy_(reference[name])
+            part.copy_(value)
     return out
 
 
