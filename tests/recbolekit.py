@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.fidelity.transplant import TRANSFORMER_RULES, renamed
-from benchmark.fidelity.verify import recbole_config
+from benchmark.engine.trainer import TrainConfig
+from benchmark.fidelity.transplant import NAME_MAPS, TRANSFORMER_RULES, item_order, renamed
+from benchmark.fidelity.verify import Setup, prepare, recbole_config, reference_data
+from benchmark.registry import create_model
 from tests.recbole_compat import import_recbole
 
 # What every parity config shares: CPU, no negative sampling (full-softmax CE), nothing written.
@@ -134,3 +136,46 @@ def perturbed(state: dict[str, torch.Tensor], seed: int, keep: tuple[str, ...] =
     """Every tensor moved off its initial value (zero-initialised gates and biases included)."""
     generator = torch.Generator().manual_seed(seed)
     return {k: v if k in keep else v + 0.05 * torch.randn(v.shape, generator=generator) for k, v in state.items()}
+
+
+# -- official RecBole-based checkouts (TedRec, UniSRec): tiny models on the bundled sample ------------------------
+TINY_MOE = {"hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_exps": 2}
+
+
+def official_checkout(variable: str, marker_file: str, repository: str) -> tuple[str | None, list]:
+    """(the checkout named by the environment `variable`, the pytest marks that skip without it)."""
+    code = os.environ.get(variable)
+    return code, [
+        pytest.mark.parity,
+        pytest.mark.skipif(
+            not code or not (Path(code) / marker_file).is_file(),
+            reason=f"no official checkout: set {variable} to a checkout of {repository} (CI cannot fetch it)",
+        ),
+    ]
+
+
+def official_setup(model: str, code: str, sample_root: Path, work: Path) -> Setup:
+    """verify's setup of `model` at `TINY_MOE` sizes against the official checkout `code` (random item text)."""
+    recbole()
+    return prepare(
+        model,
+        "OR-sample",
+        data_root=sample_root,
+        overrides=TINY_MOE,
+        train_config=TrainConfig(),
+        against="official",
+        reference_code=Path(code),
+        device="cpu",
+        work=work,
+        encoder="random",
+    )
+
+
+def perturbed_states(setup: Setup) -> tuple[dict, dict, torch.Tensor]:
+    """(tedbench weights, official weights, item order), each from its own model's initialisation, then perturbed."""
+    config, train, _, _ = reference_data(setup.reference, setup.settings(2020), setup.splits)
+    torch.manual_seed(0)
+    theirs = setup.reference.model_class(config, train.dataset).state_dict()
+    ours = create_model(setup.model, setup.info, TINY_MOE).state_dict()
+    keep = NAME_MAPS[setup.model].inputs
+    return perturbed(ours, 1), perturbed(theirs, 2, keep=keep), item_order(train.dataset)

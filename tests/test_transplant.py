@@ -7,64 +7,34 @@ The official code is never part of tedbench: these tests load it from a checkout
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.engine.trainer import TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.fidelity.transplant import (
     NAME_MAPS,
-    item_order,
     to_reference,
     to_tedbench,
     transplant,
 )
-from benchmark.fidelity.verify import prepare, reference_data
 from benchmark.registry import create_model
-from tests.recbolekit import perturbed, recbole
+from tests.recbolekit import TINY_MOE, official_checkout, official_setup, perturbed_states
 
-CODE = os.environ.get("TEDBENCH_TEDREC_CODE")
-pytestmark = [
-    pytest.mark.parity,
-    pytest.mark.skipif(
-        not CODE or not (Path(CODE) / "tedrec.py").is_file(),
-        reason="no official TedRec checkout: set TEDBENCH_TEDREC_CODE to a checkout of "
-        "RUCAIBox/TedRec@e6b3cb9 (CI cannot fetch it)",
-    ),
-]
-TINY = {"hidden_size": 8, "inner_size": 16, "n_layers": 1, "n_exps": 2}
+CODE, pytestmark = official_checkout("TEDBENCH_TEDREC_CODE", "tedrec.py", "RUCAIBox/TedRec@e6b3cb9")
 NAMES = NAME_MAPS["TedRec"]
 
 
 @pytest.fixture(scope="module")
 def setup(sample_root: Path, tmp_path_factory: pytest.TempPathFactory):
-    recbole()
-    return prepare(
-        "TedRec",
-        "OR-sample",
-        data_root=sample_root,
-        overrides=TINY,
-        train_config=TrainConfig(),
-        against="official",
-        reference_code=Path(CODE),
-        device="cpu",
-        work=tmp_path_factory.mktemp("transplant"),
-        encoder="random",
-    )
+    return official_setup("TedRec", CODE, sample_root, tmp_path_factory.mktemp("transplant"))
 
 
 @pytest.fixture(scope="module")
 def states(setup):
-    """(tedbench weights, official weights), each from its own model's initialisation, then perturbed."""
-    config, train, _, _ = reference_data(setup.reference, setup.settings(2020), setup.splits)
-    torch.manual_seed(0)
-    theirs = setup.reference.model_class(config, train.dataset).state_dict()
-    ours = create_model("TedRec", setup.info, TINY).state_dict()
-    return perturbed(ours, 1), perturbed(theirs, 2, keep=NAMES.inputs), item_order(train.dataset)
+    return perturbed_states(setup)
 
 
 def test_the_official_code_pads_to_tedbench_length(setup) -> None:
@@ -76,7 +46,7 @@ def test_the_official_code_pads_to_tedbench_length(setup) -> None:
 
 def test_name_map_round_trips_exactly(setup, states) -> None:
     ours, theirs, order = states
-    template_ours = create_model("TedRec", setup.info, TINY).state_dict()
+    template_ours = create_model("TedRec", setup.info, TINY_MOE).state_dict()
     back = to_tedbench(NAMES, to_reference(NAMES, ours, theirs, order), template_ours, order)
     assert back.keys() == ours.keys()
     assert all(torch.equal(back[k], ours[k]) for k in ours)
