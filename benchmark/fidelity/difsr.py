@@ -350,7 +350,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result = verify_difsr(
             checkout=args.checkout.resolve(),
-            python=str(Path(args.python).absolute()) if os.sep in args.python else args.python,  # runs elsewhere
+            python=os.path.abspath(args.python)
+            if os.sep in args.python
+            else args.python,  # no symlinks followed: a venv
             dataset=args.dataset,
             data_root=args.data_root,
             overrides=dict(args.set),
