@@ -308,6 +308,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
         train_config=run.train_config,
         overrides=run.overrides,
         grace_period=args.grace_period,
+        profile=args.profile,
     )
     _print_json(tune(spec))
 
@@ -378,6 +379,8 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
     suite = load_suite(args.suite, Path(args.params_file))
     if args.datasets:
         suite = replace(suite, datasets=tuple(d.strip() for d in args.datasets.split(",")))
+    if args.models:
+        suite = suite.only(tuple(m.strip() for m in args.models.split(",")))
     results = Path(args.results_dir or layout.suite_results(suite.name))
     summary = run_suite(
         suite,
@@ -639,6 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--suite", default="demo", help="suite in --params-file (default: demo, the bundled sample)")
     p.add_argument("--datasets", help="comma list replacing the suite's datasets (e.g. one worker per dataset)")
+    p.add_argument(
+        "--models",
+        help="comma list of the suite's models to run (e.g. one worker per group of models; TedRec brings its "
+        "ablations and extra encoders)",
+    )
     p.add_argument("--params-file", default="params.yaml")
     p.add_argument("--device", type=argtypes.device, help="cpu, cuda, cuda:K (default: cuda if available)")
     p.add_argument(

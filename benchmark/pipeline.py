@@ -11,6 +11,7 @@ changed: its old files are cleared first, so a folder never mixes two attempts.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from benchmark.profiles import ABLATED_MODEL, Suite
 from benchmark.registry import get_model
 from benchmark.report.build import build_report
 from benchmark.runconfig import model_overrides, options_file, resolve, train_budget
-from benchmark.tune import TuneSpec, default_storage, is_exported, tune
+from benchmark.tune import TuneSpec, default_storage, finished_trial, is_exported, tune
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ def run_suite(
                 train_config=base,
                 overrides=model_overrides(entry, profile),
                 progress=False,
+                profile=profile.name,
             )
             if is_exported(spec):  # exported by this very study (same space, grid, budget and data)
                 continue
@@ -137,6 +139,7 @@ def run_suite(
             data_root=data_root,
             runs_root=runs_root,
             results_root=results_root,
+            trials_root=Path(trials_root),
             device=device,
             log=log,
         )
@@ -161,6 +164,7 @@ def _train_one(
     data_root: Path,
     runs_root: Path,
     results_root: Path,
+    trials_root: Path,
     device: str | None,
     log,
 ) -> None:
@@ -180,6 +184,17 @@ def _train_one(
         profile=suite.profile.name,
     )
     if runstate.is_finished(out, settings):
+        return
+    trial = (
+        finished_trial(trials_root, json.loads(tuned.read_text(encoding="utf-8"))["study"], settings)
+        if tuned.exists()
+        else None
+    )
+    if trial is not None:  # the best tuning trial already is this run: same settings, same seed
+        log(
+            f"train {request.model} on {request.dataset}, seed {request.seed}: the tuning trial {trial} (same settings)"
+        )
+        runstate.copy_finished(trial, out, settings)
         return
     stored = runstate.read_config(out)
     changed = runstate.differing_keys(runstate.settings_of(stored), settings) if stored is not None else []

@@ -71,6 +71,23 @@ class Suite:
     encoders: tuple[str, ...] = ()  # extra encoders for Table 5 (TedRec only)
     processing: Processing = Processing()
 
+    def only(self, models: tuple[str, ...]) -> Suite:
+        """This suite restricted to `models` (one worker per group of models); the ablations and extra
+        encoders stay with the ablated model."""
+        unknown = [m for m in models if m not in self.models]
+        if unknown:
+            raise TedbenchError(
+                f"suite {self.name!r} has no model {', '.join(unknown)} (it has: {', '.join(self.models)})"
+            )
+        keep_ablated = ABLATED_MODEL in models
+        return replace(
+            self,
+            models=tuple(m for m in self.models if m in models),
+            tuned=tuple(m for m in self.tuned if m in models),
+            ablations=self.ablations if keep_ablated else (),
+            encoders=self.encoders if keep_ablated else (),
+        )
+
 
 @dataclass(frozen=True)
 class TuningProtocol:

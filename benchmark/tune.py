@@ -45,6 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from benchmark import layout
+from benchmark.engine import runstate
 from benchmark.engine.run import train
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
@@ -60,6 +61,7 @@ READY_ATTR = "tedbench_ready"  # study user attr: the whole budget is laid out
 SLOT_ATTR = "tedbench_slot"  # trial user attr: the budget slot (0..budget-1), kept by retries
 OWNER_ATTR = "tedbench_owner"  # trial system attr: pid, host and pid namespace of the claimer
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+TRIAL_PREFIX = "trial-"  # a trial's run folder: <runs_root>/<study>/trial-NNNN
 
 
 @dataclass
@@ -82,6 +84,7 @@ class TuneSpec:
     progress: bool = True
     grace_period: int = GRACE_SECONDS
     dimensions: tuple[str, ...] | None = None  # tpe: the searched part of the model's space (default: all of it)
+    profile: str | None = None  # recorded in each trial's config.json, as in a suite run of the same settings
 
 
 def default_storage(results_root: Path, dataset: str, model: str) -> str:
@@ -399,7 +402,7 @@ def _run_trial(
         if trial.should_prune():
             raise optuna.TrialPruned()
 
-    out = Path(spec.runs_root) / name / f"trial-{number:04d}"
+    out = Path(spec.runs_root) / name / f"{TRIAL_PREFIX}{number:04d}"
     with heartbeat(storage, trial_id):
         try:
             metrics = train(
@@ -413,6 +416,7 @@ def _run_trial(
                 train_config=spec.train_config,
                 progress=False,
                 on_epoch=report,
+                profile=spec.profile,
             )
         except optuna.TrialPruned:
             return _finish(study, storage, trial_id, trial, state=TrialState.PRUNED)
@@ -442,6 +446,14 @@ def _finish(
     except optuna.exceptions.UpdateFinishedTrialError:
         pass
     return storage.get_trial(trial_id)
+
+
+def finished_trial(runs_root: Path, study: str, settings: dict[str, Any]) -> Path | None:
+    """The run folder of a finished trial of `study` with exactly these run settings (seed included), if any."""
+    for folder in sorted((Path(runs_root) / study).glob(f"{TRIAL_PREFIX}*")):
+        if runstate.is_finished(folder, settings):
+            return folder
+    return None
 
 
 def is_exported(spec: TuneSpec) -> bool:

@@ -41,6 +41,20 @@ def test_committed_profiles_and_suites_load() -> None:
     reduced = load_suite("reduced", REPO / "params.yaml")
     assert reduced.datasets == ("ml-1m", "OR") and "TedRec" in reduced.models and len(reduced.ablations) == 4
     assert all(get_model(m) for m in reduced.models)  # every model of the suite is registered
+    small = load_suite("small", REPO / "params.yaml")
+    assert small.profile.train == {"patience": 5}  # early stopping only: no epoch or step caps, every user
+    assert len(small.models) == 15 and small.tuned == small.models and small.seeds == (2020, 2021, 2022)
+
+
+def test_a_suite_restricted_to_models_keeps_ablations_with_tedrec() -> None:
+    small = load_suite("small", REPO / "params.yaml")
+    baselines = small.only(("FMLP-Rec", "SASRec"))
+    assert baselines.models == baselines.tuned == ("SASRec", "FMLP-Rec")  # the suite's order
+    assert baselines.ablations == () and baselines.encoders == ()
+    tedrec = small.only(("TedRec",))
+    assert tedrec.ablations == small.ablations and tedrec.encoders == ("minilm-cls", "random")
+    with pytest.raises(TedbenchError, match="has no model GRU4Rec"):
+        small.only(("GRU4Rec",))
 
 
 def test_profile_options_apply_where_the_model_has_them(tmp_path: Path) -> None:
@@ -115,3 +129,34 @@ def test_suite_runs_end_to_end_and_resumes_without_retraining(
     monkeypatch.setattr(pipeline, "tune", no_training)
     again = pipeline.run_suite(suite, **kwargs)
     assert again["metrics"] == summary["metrics"]
+
+
+def test_the_best_tuning_trial_is_reused_as_the_run_of_its_seed(
+    tmp_path: Path, sample_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(SUITE.replace("seeds: [1, 2]", "seeds: [2020]"))
+    suite = load_suite("tiny", path).only(("SASRec",))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the seed-2020 run was trained again although its tuning trial had the same settings")
+
+    monkeypatch.setattr(pipeline, "train", no_training)  # tuning trains through benchmark.tune.train
+    pipeline.run_suite(
+        suite,
+        data_root=sample_root,
+        mirror=None,
+        raw_root=tmp_path / "raw",
+        results_root=tmp_path / "results",
+        trials_root=tmp_path / "trials",
+        device="cpu",
+        log=lambda _: None,
+    )
+    tuned = json.loads((tmp_path / "results" / "best_params" / "OR-sample" / "SASRec.json").read_text())
+    run = tmp_path / "results" / "runs" / "OR-sample" / "SASRec" / "seed2020"
+    trial = sorted((tmp_path / "trials" / tuned["study"]).glob("trial-*"))[tuned["slot"]]
+    assert json.loads((run / "metrics.json").read_text())["valid"]["ndcg@10"] == tuned["value"]
+    for name in ("config.json", "metrics.json", "test_ranks.npy", "DONE.json"):
+        assert (run / name).read_bytes() == (trial / name).read_bytes()
+    assert json.loads((run / "config.json").read_text())["profile"] == "tiny"
+    assert not (run / "checkpoints").exists()

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from benchmark.errors import TedbenchError
-from benchmark.fsutil import clean_orphans, file_digest, pid_alive, write_json
+from benchmark.fsutil import atomic_dir, clean_orphans, file_digest, pid_alive, write_json
 from benchmark.metrics import summarize
 
 LOCK = "LOCK"
@@ -147,6 +147,18 @@ def clear_attempt(folder: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def copy_finished(source: Path, folder: Path, settings: dict[str, Any]) -> None:
+    """Publish the finished run `source` of exactly `settings` as `folder` (atomically, without its checkpoints)."""
+    if not is_finished(source, settings):
+        raise TedbenchError(f"{source}: not a finished run of these settings")
+    with atomic_dir(Path(folder)) as staging:
+        for name in (*SEALED, ENVIRONMENT, "log.jsonl", DONE):
+            if (Path(source) / name).exists():
+                shutil.copy2(Path(source) / name, staging / name)
+    if not is_finished(folder, settings):
+        raise TedbenchError(f"{folder}: the copy of {source} does not match its DONE.json")
 
 
 def require_attempt(folder: Path) -> None:
