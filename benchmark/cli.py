@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import argtypes, layout
+from benchmark.engine.allocator import keep_freed_memory
 from benchmark.errors import TedbenchError
 
 
@@ -777,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # usage errors (already printed) and --help
         return int(exc.code or 0)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    keep_freed_memory()
     try:
         args.func(args)
     except TedbenchError as exc:

@@ -17,7 +17,7 @@ from benchmark import __version__
 from benchmark.data.process import user_subsample
 from benchmark.data.splits import Splits, build_splits
 from benchmark.data.store import load_manifest, load_sequences
-from benchmark.engine import runstate
+from benchmark.engine import allocator, runstate
 from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
@@ -97,7 +97,12 @@ def load_dataset(
 
 
 def environment() -> dict[str, Any]:
-    info = {"tedbench": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    info = {
+        "tedbench": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "allocator": allocator.policy(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     else:
@@ -116,6 +121,7 @@ def run_environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "python": platform.python_version(),
         "tedbench": __version__,
+        "allocator": allocator.policy(),
         "packages": packages,
     }
 
