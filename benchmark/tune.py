@@ -61,7 +61,7 @@ READY_ATTR = "tedbench_ready"  # study user attr: the whole budget is laid out
 SLOT_ATTR = "tedbench_slot"  # trial user attr: the budget slot (0..budget-1), kept by retries
 OWNER_ATTR = "tedbench_owner"  # trial system attr: pid, host and pid namespace of the claimer
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-TRIAL_PREFIX = "trial-"  # a trial's run folder: <runs_root>/<study>/trial-NNNN
+TRIAL_PREFIX = "trial-"  # a trial's run folder: <runs_root>/<study>/trial-<slot, 4 digits>
 
 
 @dataclass
@@ -402,7 +402,8 @@ def _run_trial(
         if trial.should_prune():
             raise optuna.TrialPruned()
 
-    out = Path(spec.runs_root) / name / f"{TRIAL_PREFIX}{number:04d}"
+    # one folder per budget slot: a retry of a killed trial (same slot, same parameters) resumes its checkpoint
+    out = Path(spec.runs_root) / name / f"{TRIAL_PREFIX}{trial.user_attrs[SLOT_ATTR]:04d}"
     with heartbeat(storage, trial_id):
         try:
             metrics = train(
@@ -414,6 +415,7 @@ def _run_trial(
                 device=spec.device,
                 overrides={**spec.overrides, **params},
                 train_config=spec.train_config,
+                resume=(out / runstate.CONFIG).exists(),
                 progress=False,
                 on_epoch=report,
                 profile=spec.profile,

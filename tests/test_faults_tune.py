@@ -133,6 +133,10 @@ def test_kill_then_rerun_completes_the_study_on_sqlite(
     rerun = run_cli(args)
     assert rerun.returncode == 0, rerun.stderr
     assert_completed_as_uninterrupted(reference, tmp_path, sqlite_url(tmp_path), failed=KILLS[point])
+    (study,) = (tmp_path / "runs").iterdir()
+    assert sorted(p.name for p in study.iterdir()) == ["trial-0000", "trial-0001"]  # one run folder per grid slot
+    if point == "tune.mid_trial":  # the retry continued the killed trial from its checkpoint
+        assert "discarding" not in rerun.stderr and "from the first epoch" not in rerun.stderr
 
 
 def test_kill_mid_trial_then_rerun_on_postgres(

@@ -154,7 +154,7 @@ def test_the_best_tuning_trial_is_reused_as_the_run_of_its_seed(
     )
     tuned = json.loads((tmp_path / "results" / "best_params" / "OR-sample" / "SASRec.json").read_text())
     run = tmp_path / "results" / "runs" / "OR-sample" / "SASRec" / "seed2020"
-    trial = sorted((tmp_path / "trials" / tuned["study"]).glob("trial-*"))[tuned["slot"]]
+    trial = tmp_path / "trials" / tuned["study"] / f"trial-{tuned['slot']:04d}"
     assert json.loads((run / "metrics.json").read_text())["valid"]["ndcg@10"] == tuned["value"]
     for name in ("config.json", "metrics.json", "test_ranks.npy", "DONE.json"):
         assert (run / name).read_bytes() == (trial / name).read_bytes()

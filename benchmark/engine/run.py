@@ -97,12 +97,7 @@ def load_dataset(
 
 
 def environment() -> dict[str, Any]:
-    info = {
-        "tedbench": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "allocator": allocator.policy(),
-    }
+    info = {"tedbench": __version__, "torch": torch.__version__, "python": platform.python_version()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     else:
