@@ -26,8 +26,13 @@ install: $(VENV)/.installed
 
 # The whole pipeline (prepare, embed, tune, train 2 seeds, report) on the bundled Online Retail
 # sample with the `demo` profile; no mirror, no server, no internet needed.
+# Each run trains from scratch into a fresh ignored folder, then compares its Table 3 with the committed one.
+ifndef DEMO_OUT
+DEMO_OUT := runs/demo-$(shell date -u +%Y%m%dT%H%M%SZ)
+endif
 demo: install
-	$(BIN)/tedbench pipeline --suite demo --device cpu
+	$(BIN)/tedbench pipeline --suite demo --device cpu --results-dir $(DEMO_OUT)/results --trials-dir $(DEMO_OUT)/tune \
+		--compare results/demo
 
 # The metric-regression gate alone (it also runs inside `make test`); REGRESS_ARGS=--update refreshes.
 regress: install

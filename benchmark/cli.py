@@ -397,6 +397,10 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
     print("\n".join(rows[:2] + [row for row in rows[2:] if row.split("|")[1].strip() in suite.datasets]))
     print(f"\n{caption}")
     print(f"profile {suite.profile.name}: {suite.profile.description}")
+    if args.compare:
+        from benchmark.report.compare import reproduced_message
+
+        print(reproduced_message(results, Path(args.compare))[1])
     print(f"tables: {results / 'tables'}  figures: {results / 'figures'}  seconds per stage: {summary['seconds']}")
 
 
@@ -655,6 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: results/SUITE (best parameters, runs with their per-user ranks, tables, figures)",
     )
     p.add_argument("--trials-dir", help="run folders of the tuning trials (default: runs/SUITE/tune)")
+    p.add_argument(
+        "--compare",
+        metavar="RESULTS",
+        help="a results folder (e.g. the committed results/demo) whose Table 3 this run should reproduce; "
+        "prints 'reproduced: yes' or the cells that differ",
+    )
     p.set_defaults(func=cmd_pipeline)
 
     p = common(

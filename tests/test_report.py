@@ -337,3 +337,25 @@ def test_unfinished_runs_are_refused_naming_the_folder(tmp_path, damage):
         (folder / "config.json").write_text(json.dumps({**config, "device": "cuda"}))
     with pytest.raises(TedbenchError, match=f"{folder}: (a failed run|not a finished run)"):
         RunIndex.load(runs)
+
+
+def test_a_fresh_run_is_compared_with_a_committed_table3_cell_by_cell(tmp_path: Path) -> None:
+    from benchmark.report.compare import reproduced_message
+
+    header = "dataset,model,metric,encoder,mean,std,n_seeds,seeds\n"
+    rows = (
+        "OR-sample,SASRec,ndcg@10,,0.02520887,0.006,2,2020;2021\n"
+        "OR-sample,TedRec,ndcg@10,minilm,0.0204,0.001,2,2020;2021\n"
+    )
+    for name, text in (("committed", rows), ("same", rows.replace("0.02520887", "0.025209"))):
+        (tmp_path / name / "tables").mkdir(parents=True)
+        (tmp_path / name / "tables" / "table3.csv").write_text(header + text)
+    ok, message = reproduced_message(tmp_path / "same", tmp_path / "committed")
+    assert ok and message.startswith("reproduced: yes (all 2 Table 3 cells")  # equal as printed, to 4 decimals
+    (tmp_path / "same" / "tables" / "table3.csv").write_text(header + rows.replace("0.0204,", "0.0207,").split("\n")[1])
+    ok, message = reproduced_message(tmp_path / "same", tmp_path / "committed")
+    assert not ok and message.splitlines()[0] == "reproduced: no (2 of 2 Table 3 cells differ)"
+    assert "OR-sample SASRec ndcg@10: missing here, 0.0252 (2 seeds)" in message
+    assert "OR-sample TedRec ndcg@10 minilm: 0.0207 (2 seeds) here, 0.0204 (2 seeds)" in message
+    with pytest.raises(TedbenchError, match="no Table 3 to compare with"):
+        reproduced_message(tmp_path / "same", tmp_path / "nowhere")
