@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark import argtypes, layout
+from benchmark import __version__, argtypes, layout
 from benchmark.engine.allocator import keep_freed_memory
 from benchmark.errors import TedbenchError
+from benchmark.log import logger
+from benchmark.log import setup as setup_logging
 
 
 def _data_root(args: argparse.Namespace) -> Path:
@@ -367,7 +369,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     )
     table = layout.table_path(Path(args.out), "table3")
     if table.exists():
-        print(table.read_text())
+        print(table.read_text(), file=sys.stderr)  # for the reader; stdout is the JSON summary alone
     _print_json({k: v for k, v in summary.items() if k != "files"} | {"written": len(summary["files"])})
 
 
@@ -391,6 +393,7 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
         results_root=results,
         trials_root=Path(args.trials_dir or layout.suite_trials(suite.name)),
         device=args.device,
+        log=logger.info,
     )
     table, _, caption = layout.table_path(results, "table3").read_text().partition("\n\n")
     rows = table.splitlines()
@@ -415,7 +418,7 @@ def cmd_regress(args: argparse.Namespace) -> None:
         models=models,
         reference_path=Path(args.reference),
         update=args.update,
-        log=lambda line: print(line, file=sys.stderr, flush=True),
+        log=logger.info,
     )
     print(result.markdown())
     if args.update:
@@ -430,7 +433,7 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> None:
     current = dvcgen.write(Path(args.out), Path(args.params_file), check=args.check)
     if args.check and not current:
         raise TedbenchError(f"{args.out} is not what params.yaml and the code generate; run `tedbench dvc-yaml`")
-    print(f"{args.out}: {'up to date' if current else 'written'}", file=sys.stderr)
+    logger.info(f"{args.out}: {'up to date' if current else 'written'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -438,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tedbench",
         description="Sequential recommendation with item text: the TedRec paper's benchmark, reproducible.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -788,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # usage errors (already printed) and --help
         return int(exc.code or 0)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging()
     keep_freed_memory()
     try:
         args.func(args)

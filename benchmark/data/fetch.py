@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from benchmark.data.sources import BUNDLED_DIR, DatasetSource, Form, SourceFile
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import atomic_path, clean_orphans, file_digest
+from benchmark.log import logger
 
 MIRROR_ENV = "TEDBENCH_MIRROR"
 
@@ -137,7 +137,7 @@ def report_unpinned(form: Form, digests: dict[str, str]) -> None:
     """After a successful run, the sha256 of each unpinned file read (to pin it in `sources`), on stderr."""
     for spec in form.files:
         if spec.digest is None:
-            print(f"unpinned file {spec.path}: sha256:{digests[spec.path]}", file=sys.stderr)
+            logger.info(f"unpinned file {spec.path}: sha256:{digests[spec.path]}")
 
 
 def _refuse_unpinned(source: DatasetSource, form: Form, paths: list[Path], allow_unpinned: bool) -> None:

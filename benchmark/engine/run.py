@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +22,7 @@ from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import write_json
 from benchmark.layout import embeddings_dir, processed_dir
+from benchmark.log import logger
 from benchmark.model import MAX_LEN, DatasetInfo
 from benchmark.registry import ModelEntry, get_model
 from benchmark.text.embed import embed_texts
@@ -220,10 +220,10 @@ def train(
     with runstate.run_lock(out):
         plan = runstate.plan_attempt(out, settings, resume=resume, overwrite=overwrite)
         if plan == "done":
-            print(f"tedbench: {out}: already finished with these settings; nothing to do", file=sys.stderr)
+            logger.info(f"{out}: already finished with these settings; nothing to do")
             return runstate.stored_metrics(out)
         if plan == "resume" and not (out / "checkpoints" / "last.pt").exists():
-            print(f"tedbench: {out}: no checkpoint yet; starting from the first epoch", file=sys.stderr)
+            logger.info(f"{out}: no checkpoint yet; starting from the first epoch")
             plan = "fresh"
         torch_device = pick_device(device)
         splits, info, provenance = load_dataset(

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +29,7 @@ import numpy as np
 
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_dir, clean_orphans, file_digest, pid_alive, write_json
+from benchmark.log import logger
 from benchmark.metrics import summarize
 
 LOCK = "LOCK"
@@ -193,7 +193,7 @@ def plan_attempt(folder: Path, settings: dict[str, Any], *, resume: bool, overwr
     if is_finished(folder, settings):
         return "done"
     if not resume:
-        print(f"tedbench: {folder}: discarding an unfinished attempt (--resume continues it)", file=sys.stderr)
+        logger.info(f"{folder}: discarding an unfinished attempt (--resume continues it)")
         return "fresh"
     return "resume"
 

@@ -28,6 +28,7 @@ from benchmark.engine.runstate import USERS
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import atomic_path, write_json, write_text
+from benchmark.log import logger
 from benchmark.metrics import summarize
 from benchmark.model import Batch, SequentialModel, TrainingRows
 
@@ -121,7 +122,7 @@ def _read_log(path: Path) -> list[dict[str, Any]]:
                 raise ValueError("not an epoch record")
         except ValueError as exc:
             if number == len(lines):
-                print(f"tedbench: warning: {path}:{number}: dropping a torn last line", file=sys.stderr)
+                logger.warning(f"{path}:{number}: dropping a torn last line")
                 break
             raise TedbenchError(f"{path}:{number}: not an epoch record ({exc}); start again with --overwrite") from exc
         records.append(record)
@@ -306,7 +307,8 @@ class Trainer:
             if self.progress:
                 tqdm.write(
                     f"epoch {epoch}: loss {record['loss_mean']:.4f}  valid ndcg@10 {valid[SELECTION_METRIC]:.4f}  "
-                    f"({record['train_seconds']:.1f}s + {record['eval_seconds']:.1f}s){'  *' if improved else ''}"
+                    f"({record['train_seconds']:.1f}s + {record['eval_seconds']:.1f}s){'  *' if improved else ''}",
+                    file=sys.stderr,
                 )
             self._checkpoint(epoch, stopping)
             if self.on_epoch is not None:
