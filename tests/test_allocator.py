@@ -1,4 +1,4 @@
-"""The allocator policy: freed large blocks stay in the process (no page faults on reuse) unless opted out."""
+"""The allocator policy: freed large blocks stay in the process more often (fewer page faults), unless opted out."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ import sys
 import pytest
 
 PROBE = """
-import sys, resource
+import resource
 from benchmark.engine import allocator
 policy = allocator.keep_freed_memory()
 import torch
-def faults_of_one_allocation():
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    torch.ones(64 << 20, dtype=torch.uint8)  # 64 MiB, above glibc's largest mmap threshold, freed at once
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-faults_of_one_allocation()
-print(policy, faults_of_one_allocation())
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):  # five "steps": activations of 8-100 MiB written, alive together, then freed
+    alive = [torch.empty(mib << 20, dtype=torch.uint8).fill_(1) for mib in (8, 26, 100, 26, 8)]
+    del alive
+print(policy, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
@@ -30,8 +29,9 @@ def _probe(**env: str) -> tuple[str, int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_freed_blocks_are_reused_without_page_faults_unless_opted_out() -> None:
-    policy, faults = _probe(TEDBENCH_MALLOC="keep")
-    assert policy == "glibc-keep-freed" and faults < 100  # the second 64 MiB block reuses the first one's pages
-    policy, faults = _probe(TEDBENCH_MALLOC="system")
-    assert policy == "system" and faults > 10_000  # glibc's default: a fresh mmap, 16k 4-KiB pages faulted in
+def test_freed_blocks_are_reused_with_far_fewer_page_faults_unless_opted_out() -> None:
+    kept_policy, kept = _probe(TEDBENCH_MALLOC="keep")
+    system_policy, system = _probe(TEDBENCH_MALLOC="system")
+    assert (kept_policy, system_policy) == ("glibc-keep-freed", "system")
+    assert system > 150_000  # glibc's default: the 100 MiB blocks are fresh mmaps, faulted in again every step
+    assert kept < 0.7 * system  # measured here: 69-94 k page faults against 176-181 k
