@@ -93,13 +93,9 @@ def test_user_subsample_is_fixed_sorted_and_keeps_items() -> None:
     assert part.user_tokens == ["a", "c"] and part.n_items == seqs.n_items
 
 
-def test_suite_runs_end_to_end_and_resumes_without_retraining(
-    tmp_path: Path, sample_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "params.yaml"
-    path.write_text(SUITE)
-    suite = load_suite("tiny", path)
-    kwargs = dict(
+def _places(tmp_path: Path, sample_root: Path) -> dict:
+    """run_suite's keyword arguments: the bundled sample, every output under tmp_path, quiet."""
+    return dict(
         data_root=sample_root,
         mirror=None,
         raw_root=tmp_path / "raw",
@@ -108,6 +104,15 @@ def test_suite_runs_end_to_end_and_resumes_without_retraining(
         device="cpu",
         log=lambda _: None,
     )
+
+
+def test_suite_runs_end_to_end_and_resumes_without_retraining(
+    tmp_path: Path, sample_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(SUITE)
+    suite = load_suite("tiny", path)
+    kwargs = _places(tmp_path, sample_root)
     summary = pipeline.run_suite(suite, **kwargs)
     runs = sorted(
         str(p.parent.relative_to(tmp_path / "results" / "runs"))
@@ -142,16 +147,7 @@ def test_the_best_tuning_trial_is_reused_as_the_run_of_its_seed(
         raise AssertionError("the seed-2020 run was trained again although its tuning trial had the same settings")
 
     monkeypatch.setattr(pipeline, "train", no_training)  # tuning trains through benchmark.tune.train
-    pipeline.run_suite(
-        suite,
-        data_root=sample_root,
-        mirror=None,
-        raw_root=tmp_path / "raw",
-        results_root=tmp_path / "results",
-        trials_root=tmp_path / "trials",
-        device="cpu",
-        log=lambda _: None,
-    )
+    pipeline.run_suite(suite, **_places(tmp_path, sample_root))
     tuned = json.loads((tmp_path / "results" / "best_params" / "OR-sample" / "SASRec.json").read_text())
     run = tmp_path / "results" / "runs" / "OR-sample" / "SASRec" / "seed2020"
     trial = tmp_path / "trials" / tuned["study"] / f"trial-{tuned['slot']:04d}"
