@@ -91,6 +91,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_import(args: argparse.Namespace) -> None:
     from benchmark.data.prepare import import_recbole
+    from benchmark.data.readers import Columns, field_list
 
     counts = import_recbole(
         args.name,
@@ -98,11 +99,19 @@ def cmd_import(args: argparse.Namespace) -> None:
         atomic=Path(args.atomic) if args.atomic else None,
         item_file=Path(args.item) if args.item else None,
         benchmark_dir=Path(args.benchmark) if args.benchmark else None,
+        text_fields=field_list(args.text_fields) if args.text_fields is not None else None,
+        columns=Columns.parse(args.field_map) if args.field_map is not None else None,
         tie_order=args.tie_order,
         tie_seed=args.tie_seed,
         force=args.force,
     )
     _print_json(counts)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from benchmark.data.export import export_recbole
+
+    _print_json(export_recbole(args.dataset, data_root=_data_root(args), out=Path(args.out), force=args.force))
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
@@ -157,10 +166,13 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from benchmark.registry import get_model, list_models
+    from benchmark.registry import get_model, list_families, list_models
 
+    names = list_models(args.pattern)
+    if not names and any(args.pattern.lower().startswith(f.prefix.lower()) for f in list_families()):
+        names = [get_model(args.pattern).name]  # one model of a family, e.g. recbole:GRU4Rec
     rows = []
-    for name in list_models(args.pattern):
+    for name in names:
         entry = get_model(name)
         presets = {
             p: {k: {"value": v, "source": src} for k, (v, src) in cited.items()}
@@ -181,6 +193,8 @@ def cmd_models(args: argparse.Namespace) -> None:
     else:
         for row in rows:
             print(f"{row['name']:<12} {'text' if row['needs_text'] else 'id':<5} {row['description']}")
+        for family in list_families(args.pattern):
+            print(f"{family.pattern:<12} {'id':<5} {family.description}")
 
 
 def _sources(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
@@ -365,7 +379,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     from benchmark.report.build import build_report
 
     summary = build_report(
-        Path(args.runs), Path(args.out), tag=args.tag, encoder=args.encoder, allow_mixed=args.allow_mixed
+        Path(args.runs),
+        Path(args.out),
+        tag=args.tag,
+        encoder=args.encoder,
+        allow_mixed=args.allow_mixed,
+        html=args.html,
     )
     table = layout.table_path(Path(args.out), "table3")
     if table.exists():
@@ -404,7 +423,8 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
         from benchmark.report.compare import reproduced_message
 
         print(reproduced_message(results, Path(args.compare))[1])
-    print(f"tables: {results / 'tables'}  figures: {results / 'figures'}  seconds per stage: {summary['seconds']}")
+    print(f"tables: {results / 'tables'}  figures: {results / 'figures'}  page: {results / 'report.html'}")
+    print(f"seconds per stage: {summary['seconds']}")
 
 
 def cmd_regress(args: argparse.Namespace) -> None:
@@ -459,10 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
             default="random",
             help="order of items sharing a timestamp (default: seeded random, as the official pipeline)",
         )
-        p.add_argument("--tie-seed", type=argtypes.seed, default=2020)
+        p.add_argument(
+            "--tie-seed", type=argtypes.seed, default=2020, help="seed of the random tie order (default: 2020)"
+        )
 
     def source_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dataset", required=True)
+        p.add_argument("--dataset", required=True, help="a built-in dataset (`tedbench stats` lists them)")
         p.add_argument("--form", help="force one source form (e.g. upstream, csv, recbole-atomic)")
         p.add_argument("--offline", action="store_true", help="never download; use the raw folder or the mirror only")
         p.add_argument(
@@ -484,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--k-core", type=int, default=5, help="iterative k-core filter on users and items (default 5, as the paper)"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the processed counts as JSON")
     p.add_argument(
         "--force",
         action="store_true",
@@ -505,49 +527,77 @@ def build_parser() -> argparse.ArgumentParser:
         type=argtypes.positive_int,
         help="keep only the rows of this many seeded-random stock codes (default: all)",
     )
-    p.add_argument("--seed", type=argtypes.seed, default=2020)
+    p.add_argument("--seed", type=argtypes.seed, default=2020, help="seed of the stock-code sample (default: 2020)")
     p.add_argument("--out", required=True, help="the .csv.gz file to write (atomically)")
     p.set_defaults(func=cmd_sample)
 
     p = common(sub.add_parser("import", help="import any RecBole dataset (atomic or benchmark files)"))
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True, help="name of the imported dataset (its folder under --data-root)")
     p.add_argument("--atomic", help="a RecBole .inter file (user_id, item_id, optional timestamp)")
     p.add_argument("--item", help="the matching .item file for item text")
     p.add_argument("--benchmark", help="a folder with NAME.train/valid/test.inter benchmark files")
+    p.add_argument(
+        "--text-fields",
+        metavar="A,B,...",
+        help="the .item fields that make up the item text, in this order (default: every field but the item id "
+        "of type token, token_seq or float, in file order); values joined by spaces, '.' at the end",
+    )
+    p.add_argument(
+        "--field-map",
+        metavar="user=COL,item=COL,time=COL",
+        help="names of the user, item and time fields of the .inter/.item files "
+        "(default: user_id, item_id, timestamp if present)",
+    )
     p.add_argument(
         "--force", action="store_true", help="replace an imported dataset of this name built from other inputs"
     )
     ties(p)
     p.set_defaults(func=cmd_import)
 
+    p = common(sub.add_parser("export", help="write a prepared or imported dataset as RecBole benchmark files"))
+    p.add_argument(
+        "--format",
+        choices=("recbole",),
+        required=True,
+        help="recbole: NAME.train/valid/test.inter (tedbench's leave-one-out rows) and NAME.item (item text)",
+    )
+    p.add_argument("--dataset", required=True, help="a prepared or imported dataset")
+    p.add_argument("--out", required=True, help="the folder to write (must be empty or absent)")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in --out")
+    p.set_defaults(func=cmd_export)
+
     p = common(sub.add_parser("stats", help="dataset statistics as the paper's Table 2 counts them"))
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--dataset", required=True, help="a prepared or imported dataset")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
     p.set_defaults(func=cmd_stats)
 
     p = common(sub.add_parser("embed", help="item-text embeddings for a prepared dataset (cached)"))
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--encoder", required=True)
+    p.add_argument("--dataset", required=True, help="a prepared or imported dataset")
+    p.add_argument("--encoder", required=True, help="a text encoder (e.g. minilm, bert-cls, random)")
     p.add_argument("--device", type=argtypes.device, help="cpu, cuda, cuda:K (default: cuda if available)")
-    p.add_argument("--batch-size", type=argtypes.positive_int, default=32)
+    p.add_argument(
+        "--batch-size", type=argtypes.positive_int, default=32, help="item texts encoded per batch (default: 32)"
+    )
     p.add_argument("--seed", type=argtypes.seed, default=2020, help="seed of the random encoder")
     p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("models", help="list registered models")
-    p.add_argument("pattern", nargs="?", default="*")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern (default: every model)")
+    p.add_argument("--json", action="store_true", help="print the models and their options as JSON")
     p.set_defaults(func=cmd_models)
 
     def run_options(p: argparse.ArgumentParser) -> None:
         common(p)
-        p.add_argument("--model", required=True, help="a registered model (bench: a comma list or `all`)")
-        p.add_argument("--dataset", required=True)
+        p.add_argument(
+            "--model", required=True, help="a registered model or recbole:<Name> (bench: a comma list or `all`)"
+        )
+        p.add_argument("--dataset", required=True, help="a prepared or imported dataset (e.g. OR-sample)")
         p.add_argument("--encoder", help="item-text encoder for models that need text (default: minilm)")
         p.add_argument("--device", type=argtypes.device, help="cpu, cuda, cuda:K (default: cuda if available)")
-        p.add_argument("--seed", type=argtypes.seed, default=2020)
-        p.add_argument("--lr", type=argtypes.positive_float)
-        p.add_argument("--epochs", type=argtypes.positive_int)
-        p.add_argument("--batch-size", type=argtypes.positive_int)
+        p.add_argument("--seed", type=argtypes.seed, default=2020, help="training seed (default: 2020)")
+        p.add_argument("--lr", type=argtypes.positive_float, help="Adam learning rate (default: the profile's)")
+        p.add_argument("--epochs", type=argtypes.positive_int, help="epoch budget (default: the profile's)")
+        p.add_argument("--batch-size", type=argtypes.positive_int, help="training batch size (default: the profile's)")
         p.add_argument("--params", help="JSON file of model options (e.g. exported best parameters)")
         p.add_argument(
             "--profile",
@@ -615,8 +665,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=argtypes.positive_float, help="stop claiming new trials after this many seconds")
     p.add_argument("--max-steps", type=argtypes.positive_int, help="cap training steps per epoch (quick checks)")
-    p.add_argument("--results-dir", default=str(layout.RESULTS))
-    p.add_argument("--runs-dir", default=str(layout.TUNE_SCRATCH))
+    p.add_argument(
+        "--results-dir", default=str(layout.RESULTS), help=f"where best parameters go (default: {layout.RESULTS})"
+    )
+    p.add_argument(
+        "--runs-dir",
+        default=str(layout.TUNE_SCRATCH),
+        help=f"run folders of the trials (default: {layout.TUNE_SCRATCH})",
+    )
     p.add_argument(
         "--grace-period",
         type=argtypes.positive_int,
@@ -644,6 +700,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="let a table cell average runs whose configurations differ in more than the seed "
         "(the captions then say so)",
     )
+    p.add_argument(
+        "--html",
+        action="store_true",
+        help="also write OUT/report.html: the tables (sortable), tests, figures and provenance in one self-contained "
+        "page (without it, an earlier report.html is removed)",
+    )
     p.set_defaults(func=cmd_report)
 
     p = common(
@@ -656,7 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma list of the suite's models to run (e.g. one worker per group of models; TedRec brings its "
         "ablations and extra encoders)",
     )
-    p.add_argument("--params-file", default="params.yaml")
+    p.add_argument(
+        "--params-file", default="params.yaml", help="where profiles and suites are declared (default: params.yaml)"
+    )
     p.add_argument("--device", type=argtypes.device, help="cpu, cuda, cuda:K (default: cuda if available)")
     p.add_argument(
         "--results-dir",
@@ -679,7 +743,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     p.add_argument("--models", help="comma list (default: every registered model)")
-    p.add_argument("--reference", default=str(layout.REGRESSION_REFERENCE))
+    p.add_argument(
+        "--reference",
+        default=str(layout.REGRESSION_REFERENCE),
+        help=f"the committed reference metrics (default: {layout.REGRESSION_REFERENCE})",
+    )
     p.add_argument("--params-file", default="params.yaml", help="declares profile 'gate'")
     p.add_argument(
         "--update", action="store_true", help="store the measured metrics as the new references (on purpose)"
@@ -687,8 +755,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_regress)
 
     p = sub.add_parser("dvc-yaml", help="generate dvc.yaml from params.yaml (dvc_suites) and the code's imports")
-    p.add_argument("--params-file", default="params.yaml")
-    p.add_argument("--out", default="dvc.yaml")
+    p.add_argument("--params-file", default="params.yaml", help="declares the suites to stage (default: params.yaml)")
+    p.add_argument("--out", default="dvc.yaml", help="the file to write (default: dvc.yaml)")
     p.add_argument("--check", action="store_true", help="only compare; exit 2 when the file differs")
     p.set_defaults(func=cmd_dvc_yaml)
 
@@ -732,7 +800,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="interleaved rounds: every model is timed once per round, so ratios survive a noisy machine",
     )
-    p.add_argument("--results-dir", default=str(layout.BENCH_DIR))
+    p.add_argument(
+        "--results-dir",
+        default=str(layout.BENCH_DIR),
+        help=f"where the timing CSV rows go (default: {layout.BENCH_DIR})",
+    )
     p.add_argument(
         "--profile-ops",
         metavar="FILE",

@@ -9,7 +9,7 @@ generate. One stage per unit of work, named `<step>-<suite>-<dataset>-<model>...
     tune-S-D-M               the exported best parameters of a tuned model (the study database is not an output)
     train-S-D-RUN-seedN      one run folder: settings, metrics, ranks, users and completion marker are outputs;
                              log.jsonl (timings) is a plot and environment.json (host, date) a metric, not outputs
-    report-S                 tables and figures; metrics.json as DVC metrics
+    report-S                 tables, figures and the HTML page; metrics.json as DVC metrics
 
 Code deps are generated from imports (`benchmark.imports.closure`): the stage's entry modules and, for a model,
 every module of its class hierarchy, followed through their imports, plus the command-line modules. Params are
@@ -144,10 +144,10 @@ RUN_OUTPUTS = ("config.json", "metrics.json", "valid_ranks.npy", "test_ranks.npy
 def report_stage(suite: Suite, runs: list[RunRequest], results: Path) -> dict[str, Any]:
     folders = [r.folder(layout.suite_runs(results)).as_posix() for r in runs]
     return {
-        "cmd": f"tedbench report --runs {layout.suite_runs(results).as_posix()} --out {results.as_posix()}",
+        "cmd": f"tedbench report --runs {layout.suite_runs(results).as_posix()} --out {results.as_posix()} --html",
         "deps": [f"{folder}/{name}" for folder in folders for name in (*RUN_OUTPUTS, "log.jsonl")]
         + code_deps("report"),
-        "outs": [{f"{results.as_posix()}/{name}": {"cache": False}} for name in ("tables", "figures")],
+        "outs": [{f"{results.as_posix()}/{name}": {"cache": False}} for name in ("tables", "figures", "report.html")],
         "metrics": [{f"{results.as_posix()}/metrics.json": {"cache": False}}],
     }
 

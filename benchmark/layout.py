@@ -24,7 +24,6 @@ BENCH_DIR = RESULTS / "bench"
 FIDELITY_DIR = RESULTS / "fidelity"
 TUNE_SCRATCH = SCRATCH / "tune"  # `tedbench tune`'s trial run folders when no --runs-dir is given
 REGRESSION_REFERENCE = RESULTS / "regression" / "reference.json"
-REPORT_OUTPUTS = ("tables", "figures", "metrics.json")  # what a report publishes under its results folder
 
 
 def data_root(given: str | Path | None = None) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from tqdm import tqdm
+
 logger = logging.getLogger("tedbench")
 
 
@@ -21,6 +23,12 @@ class _Stderr(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:  # through tqdm, so that a message never breaks a progress bar
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
 
 
 class _Format(logging.Formatter):

@@ -20,7 +20,7 @@ from typing import Any
 from benchmark.data.prepare import prepare_if_missing
 from benchmark.engine import runstate
 from benchmark.engine.run import run_settings, train
-from benchmark.engine.trainer import TrainConfig
+from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.layout import best_params_path, run_folder, suite_runs
 from benchmark.profiles import ABLATED_MODEL, Suite
@@ -45,6 +45,38 @@ class RunRequest:
     def folder(self, runs_root: Path) -> Path:
         """<runs_root>/<dataset>/<model>[@<tag>][~<encoder>]/seed<N>, the layout of `dvc.yaml` too."""
         return run_folder(runs_root, self.dataset, self.model, self.seed, self.tag, self.variant)
+
+
+@dataclass
+class Countdown:
+    """`[k/N]` and an ETA for a sequence of steps; the ETA extrapolates the mean wall time of the steps that did
+    work (steps already complete take no time and do not count)."""
+
+    total: int
+    done: int = 0
+    worked: int = 0
+    seconds: float = 0.0
+
+    def prefix(self) -> str:
+        text = f"[{self.done + 1}/{self.total}]"
+        if self.worked:
+            text += f" ETA {format_duration(self.seconds / self.worked * (self.total - self.done))}"
+        return text
+
+    def step_done(self, seconds: float | None) -> None:
+        """One more step finished; `seconds` is its wall time, or None when it had nothing to do."""
+        self.done += 1
+        if seconds is not None:
+            self.worked += 1
+            self.seconds += seconds
+
+
+def format_duration(seconds: float) -> str:
+    """1h05m, 4m10s, 12s."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def requests(suite: Suite) -> list[RunRequest]:
@@ -77,7 +109,7 @@ def run_suite(
 ) -> dict[str, Any]:
     """Run every step of `suite`; returns the report's summary plus the wall seconds of each step.
 
-    Writes results_root/{best_params,tuning,runs,tables,figures,metrics.json} (the layout of `dvc.yaml`);
+    Writes results_root/{best_params,tuning,runs,tables,figures,metrics.json,report.html} (the layout of `dvc.yaml`);
     the tuning trials' own run folders go to `trials_root`.
     """
     runs_root = suite_runs(results_root)
@@ -101,6 +133,7 @@ def run_suite(
     seconds["prepare"] = time.monotonic() - started
 
     started = time.monotonic()
+    studies = Countdown(len(suite.datasets) * len(suite.tuned))
     for dataset in suite.datasets:
         for model in suite.tuned:
             entry = get_model(model)
@@ -119,8 +152,10 @@ def run_suite(
                 profile=profile.name,
             )
             if is_exported(spec):  # exported by this very study (same space, grid, budget and data)
+                studies.step_done(None)
                 continue
-            log(f"tune {model} on {dataset}")
+            log(f"tune {studies.prefix()}: {model} on {dataset}")
+            study_started = time.monotonic()
             result = tune(spec)
             if result["best_params"] is None:
                 raise TedbenchError(
@@ -128,11 +163,15 @@ def run_suite(
                     f"({result['complete']} complete, {result['running']} still running elsewhere, "
                     f"{result['failed']} failed trials); rerun once running trials finish or pass their heartbeat grace"
                 )
+            studies.step_done(time.monotonic() - study_started)
     seconds["tune"] = time.monotonic() - started
 
     started = time.monotonic()
-    for request in requests(suite):
-        _train_one(
+    runs = requests(suite)
+    trainings = Countdown(len(runs))
+    for request in runs:
+        run_started = time.monotonic()
+        trained = _train_one(
             request,
             suite,
             base,
@@ -141,12 +180,13 @@ def run_suite(
             results_root=results_root,
             trials_root=Path(trials_root),
             device=device,
-            log=log,
+            log=lambda message: log(f"train {trainings.prefix()}: {message}"),
         )
+        trainings.step_done(time.monotonic() - run_started if trained else None)
     seconds["train"] = time.monotonic() - started
 
     started = time.monotonic()
-    summary = build_report(runs_root, results_root)
+    summary = build_report(runs_root, results_root, html=True)
     seconds["report"] = time.monotonic() - started
     return {
         **summary,
@@ -167,7 +207,8 @@ def _train_one(
     trials_root: Path,
     device: str | None,
     log,
-) -> None:
+) -> bool:
+    """Train (or resume) one run; False when nothing was trained (already complete, or the tuning trial copied)."""
     tuned = best_params_path(results_root, request.dataset, request.model)
     sources = [(str(tuned), options_file(tuned))] if tuned.exists() else []
     sources.append((f"ablation {request.tag}", dict(request.extra)))
@@ -184,24 +225,22 @@ def _train_one(
         profile=suite.profile.name,
     )
     if runstate.is_finished(out, settings):
-        return
+        return False
     trial = (
         finished_trial(trials_root, json.loads(tuned.read_text(encoding="utf-8"))["study"], settings)
         if tuned.exists()
         else None
     )
     if trial is not None:  # the best tuning trial already is this run: same settings, same seed
-        log(
-            f"train {request.model} on {request.dataset}, seed {request.seed}: the tuning trial {trial} (same settings)"
-        )
+        log(f"{request.model} on {request.dataset}, seed {request.seed}: the tuning trial {trial} (same settings)")
         runstate.copy_finished(trial, out, settings)
-        return
+        return False
     stored = runstate.read_config(out)
     changed = runstate.differing_keys(runstate.settings_of(stored), settings) if stored is not None else []
     resume = stored is not None and not changed
     note = f" (settings changed: {', '.join(changed)}; fresh attempt)" if changed else " (resumed)" if resume else ""
     variant = (f" {request.tag}" if request.tag else "") + (f" ({request.variant} text)" if request.variant else "")
-    log(f"train {request.model}{variant} on {request.dataset}, seed {request.seed}{note}")
+    log(f"{request.model}{variant} on {request.dataset}, seed {request.seed}{note}")
     train(
         request.model,
         request.dataset,
@@ -216,4 +255,6 @@ def _train_one(
         progress=False,
         tag=request.tag,
         profile=suite.profile.name,
+        on_epoch=lambda epoch, valid: log(f"  epoch {epoch}: valid {SELECTION_METRIC} {valid[SELECTION_METRIC]:.4f}"),
     )
+    return True

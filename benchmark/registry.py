@@ -15,6 +15,10 @@ External packages declare, in their pyproject.toml:
     MyModel = "my_package.my_module:MyModel"
 
 and the class is registered (by its decorator) when the entry point is loaded.
+
+A model family (`register_family`) resolves every name `<prefix><Name>` on demand, e.g. `recbole:GRU4Rec` for any
+RecBole sequential model: `get_model` builds its entry when it is first asked for; `list_models` lists registered
+models only, and `list_families` the families.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -31,7 +36,7 @@ from benchmark.errors import TedbenchError, did_you_mean
 ENTRY_POINT_GROUP = "tedbench.models"
 
 # In-tree modules that hold registered models; imported lazily on first lookup.
-BUILTIN_MODULES = ("baselines", "tedrec.model", "tedrec.plugin")
+BUILTIN_MODULES = ("baselines", "tedrec.model", "tedrec.plugin", "benchmark.recbole_models")
 
 
 @dataclass(frozen=True)
@@ -165,12 +170,16 @@ def _options_with_defaults(entry: ModelEntry) -> dict[str, Any]:
 
 
 def known_options() -> dict[str, Any]:
-    """Every option of any registered model, with a default (the first model's that has it)."""
+    """Every option of any registered model, with a default (the first model's that has it), and the options of the
+    families' models with no default (any value: it is checked against the model once the model is named)."""
     _load_all()
     options: dict[str, Any] = {}
     for entry in _REGISTRY.values():
         for key, value in _options_with_defaults(entry).items():
             options.setdefault(key, value)
+    for family in _FAMILIES.values():
+        for key in family.option_names():
+            options.setdefault(key, None)
     return options
 
 
@@ -202,6 +211,36 @@ OFFICIAL_LR_GRID = (1e-4, *PAPER_LR_GRID)
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """The models named `<prefix><Name>`, built on demand rather than registered one by one."""
+
+    prefix: str  # e.g. "recbole:" (matched case-insensitively)
+    resolve: Callable[[str], ModelEntry]  # <Name> -> its entry; a TedbenchError for a name the family lacks
+    option_names: Callable[[], set[str]]  # every option of any of its models (cheap: no model is built)
+    description: str  # one line for `tedbench models`, with examples
+
+    @property
+    def pattern(self) -> str:
+        return f"{self.prefix}<Name>"
+
+
+_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_family(
+    prefix: str, resolve: Callable[[str], ModelEntry], option_names: Callable[[], set[str]], description: str
+) -> None:
+    """Resolve every model name that starts with `prefix` through `resolve` (given the rest of the name)."""
+    _FAMILIES[prefix.lower()] = ModelFamily(prefix, resolve, option_names, description)
+
+
+def list_families(pattern: str = "*") -> list[ModelFamily]:
+    """The model families whose `<prefix><Name>` matches a shell-style pattern (case-insensitive)."""
+    _load_all()
+    return [f for f in _FAMILIES.values() if fnmatch.fnmatch(f.pattern.lower(), pattern.lower())]
 
 
 def register_model(
@@ -271,13 +310,18 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def get_model(name: str) -> ModelEntry:
+    """The entry of a registered model (names compare case-insensitively) or of a family's `<prefix><Name>`."""
     _load_all()
     if name in _REGISTRY:
         return _REGISTRY[name]
     by_lower = {n.lower(): n for n in _REGISTRY}
     if name.lower() in by_lower:
         return _REGISTRY[by_lower[name.lower()]]
-    raise TedbenchError(f"unknown model {name!r} ({did_you_mean(name, _REGISTRY)})")
+    for prefix, family in _FAMILIES.items():
+        if name.lower().startswith(prefix):
+            return family.resolve(name[len(prefix) :])
+    families = "".join(f"; or {family.pattern}" for family in _FAMILIES.values())
+    raise TedbenchError(f"unknown model {name!r} ({did_you_mean(name, _REGISTRY)}){families}")
 
 
 def create_model(name: str, info, overrides: dict[str, Any] | None = None):

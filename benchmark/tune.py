@@ -6,6 +6,10 @@ URL: a local SQLite file by default, PostgreSQL to scale out. No scheduler of ou
 laid out as WAITING trials, one per *slot* (a grid point, or an empty slot that TPE fills when a
 worker claims it), and workers claim them through the storage's atomic WAITING -> RUNNING
 transition. Hence a study never runs more trials than its budget and never a grid point twice.
+Optuna's `Study.ask()` pops a WAITING trial the same way but creates a new trial when none is left,
+which would let racing workers overrun the budget; and its heartbeat thread is private API
+(`optuna.storages._heartbeat`), so the claim and the heartbeat thread here are a few lines over
+Optuna's public storage calls, while staleness, failing and retrying stay Optuna's own.
 
 Surviving kills:
 - Set-up (create the study, lay out the slots, then mark it `tedbench_ready`) runs under the
@@ -52,6 +56,7 @@ from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import clean_orphans, file_digest, pid_alive, write_json
 from benchmark.layout import RESULTS, best_params_path, processed_dir, tuning_db
+from benchmark.log import logger
 from benchmark.registry import ModelEntry, SearchParam, get_model
 from benchmark.studylock import study_lock
 
@@ -398,12 +403,14 @@ def _run_trial(
 
     def report(epoch: int, valid: dict[str, float]) -> None:
         pause_point("tune.mid_trial")
+        logger.info(f"trial {trial.number}, epoch {epoch}: valid {SELECTION_METRIC} {valid[SELECTION_METRIC]:.4f}")
         trial.report(round(valid[SELECTION_METRIC], 4), epoch)
         if trial.should_prune():
             raise optuna.TrialPruned()
 
     # one folder per budget slot: a retry of a killed trial (same slot, same parameters) resumes its checkpoint
     out = Path(spec.runs_root) / name / f"{TRIAL_PREFIX}{trial.user_attrs[SLOT_ATTR]:04d}"
+    logger.info(f"trial {trial.number} (budget slot {trial.user_attrs[SLOT_ATTR]}): {params}")
     with heartbeat(storage, trial_id):
         try:
             metrics = train(

@@ -12,8 +12,8 @@ import torch
 from benchmark.engine.trainer import TrainConfig
 from benchmark.fidelity.transplant import NAME_MAPS, TRANSFORMER_RULES, item_order, renamed
 from benchmark.fidelity.verify import Setup, prepare, recbole_config, reference_data
+from benchmark.recbole_compat import import_recbole
 from benchmark.registry import create_model
-from tests.recbole_compat import import_recbole
 
 # What every parity config shares: CPU, no negative sampling (full-softmax CE), nothing written.
 BASE_CONFIG = {
@@ -85,8 +85,7 @@ def write_tiny_dataset(
     attributes: bool = False,
 ) -> Path:
     """`root/name/name.inter` (user, item, timestamp) with every item used, and `name.item` (one `class`
-    token per item, a `token` field: RecBole 1.2.1 cannot remap `token_seq` fields under pandas 3) if
-    `attributes`; returns `root`."""
+    token per item) if `attributes`; returns `root`."""
     rng = np.random.default_rng(seed)
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)

@@ -412,9 +412,62 @@ BAD = [
     Bad("inter-not-utf8", IMPORT, "x.inter: line 2: not valid utf-8", _not_utf8),
     Bad(
         "item-missing-text-field",
-        f"{IMPORT} --item {{t}}/in/x.item",
-        "no field 'release_year'",
+        f"{IMPORT} --item {{t}}/in/x.item --text-fields movie_title,release_year,genre",
+        "x.item: line 1: no field 'release_year' for the item text (fields found: item_id:token, "
+        "movie_title:token_seq, year:token, genre:token_seq)",
         _item("item_id:token\tmovie_title:token_seq\tyear:token\tgenre:token_seq"),
+    ),
+    Bad(
+        "text-fields-empty-name",
+        f"{IMPORT} --item {{t}}/in/x.item --text-fields movie_title,,genre",
+        "--text-fields 'movie_title,,genre': expected .item field names",
+        _item("item_id:token\tmovie_title:token_seq\tyear:token\tgenre:token_seq"),
+    ),
+    Bad("text-fields-without-item", f"{IMPORT} --text-fields title", "--text-fields chooses fields of an .item file"),
+    Bad(
+        "field-map-missing-user",
+        f"{IMPORT} --field-map user=reviewerID",
+        "x.inter: line 1: header has no 'reviewerID' field for the user "
+        "(fields found: user_id:token, item_id:token, timestamp:float)",
+        _inter("u1\ti1\t1"),
+    ),
+    Bad(
+        "field-map-missing-time",
+        f"{IMPORT} --field-map time=unixReviewTime",
+        "header has no 'unixReviewTime' field for the time",
+        _inter("u1\ti1\t1"),
+    ),
+    Bad(
+        "field-map-item-missing-in-item-file",
+        f"{IMPORT} --item {{t}}/in/x.item --field-map item=asin",
+        "x.item: line 1: header has no 'asin' field for the item (fields found: item_id:token, ",
+        lambda t: (
+            _item("item_id:token\ttitle:token_seq\tyear:token\tgenre:token_seq")(t),
+            _inter("u1\ti1\t1", header="user_id:token\tasin:token\ttimestamp:float")(t),
+        ),
+    ),
+    Bad(
+        "field-map-malformed",
+        f"{IMPORT} --field-map user:reviewerID",
+        "--field-map 'user:reviewerID': expected ROLE=FIELD",
+    ),
+    Bad("field-map-unknown-role", f"{IMPORT} --field-map rating=stars", "each ROLE (user, item, time) at most once"),
+    Bad(
+        "field-map-with-benchmark",
+        "import --data-root {d} --name x --benchmark {t} --field-map item=asin",
+        "--field-map goes with --atomic",
+    ),
+    Bad(
+        "inter-header-untyped",
+        IMPORT,
+        "x.inter: line 1: header field 2 'item_id' is not NAME:TYPE",
+        _inter("u1\ti1\t1", header="user_id:token\titem_id\ttimestamp:float"),
+    ),
+    Bad(
+        "item-header-unknown-type",
+        f"{IMPORT} --item {{t}}/in/x.item",
+        "x.item: line 1: header field 3 'year:int' is not NAME:TYPE with TYPE one of token, token_seq, float",
+        _item("item_id:token\tmovie_title:token_seq\tyear:int\tgenre:token_seq"),
     ),
     Bad("inter-missing", "import --data-root {d} --name x --atomic {t}/nope.inter", "nope.inter: cannot open"),
     Bad("item-missing", f"{IMPORT} --item {{t}}/nope.item", "nope.item: cannot open", _inter("u1\ti1\t1")),
@@ -430,6 +483,31 @@ BAD = [
         "item-without-atomic",
         "import --data-root {d} --name x --benchmark {t} --item {t}/x.item",
         "--item goes with --atomic",
+    ),
+    # export
+    Bad(
+        "export-unprepared",
+        "export --data-root {d} --format recbole --dataset OR-sample --out {t}/out",
+        "missing items.npy",
+    ),
+    Bad(
+        "export-out-not-empty",
+        "export --data-root {d} --format recbole --dataset OR-sample --out {t}/out",
+        "/out: not empty (mine.txt); pass --force",
+        lambda t, sample: (_prepared(t, sample), (t / "out").mkdir(), (t / "out" / "mine.txt").write_text("x\n")),
+        needs_sample=True,
+    ),
+    Bad(
+        "export-force-other-files",
+        "export --data-root {d} --format recbole --dataset OR-sample --out {t}/out --force",
+        "holds more than RecBole benchmark files (mine.txt)",
+        lambda t, sample: (_prepared(t, sample), (t / "out").mkdir(), (t / "out" / "mine.txt").write_text("x\n")),
+        needs_sample=True,
+    ),
+    Bad(
+        "export-unknown-format",
+        "export --data-root {d} --format csv --dataset OR-sample --out {t}/out",
+        "invalid choice: 'csv'",
     ),
     # embed
     Bad(

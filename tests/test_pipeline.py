@@ -11,6 +11,7 @@ import pytest
 from benchmark import pipeline
 from benchmark.data.process import Sequences, user_subsample
 from benchmark.errors import TedbenchError
+from benchmark.pipeline import Countdown, format_duration
 from benchmark.profiles import load_profile, load_suite
 from benchmark.registry import get_model
 
@@ -156,3 +157,15 @@ def test_the_best_tuning_trial_is_reused_as_the_run_of_its_seed(
         assert (run / name).read_bytes() == (trial / name).read_bytes()
     assert json.loads((run / "config.json").read_text())["profile"] == "tiny"
     assert not (run / "checkpoints").exists()
+
+
+def test_countdown_counts_steps_and_extrapolates_only_steps_that_worked():
+    countdown = Countdown(4)
+    assert countdown.prefix() == "[1/4]"  # nothing timed yet: no ETA
+    countdown.step_done(None)  # already complete: no time, no ETA
+    assert countdown.prefix() == "[2/4]"
+    countdown.step_done(90.0)
+    assert countdown.prefix() == "[3/4] ETA 3m00s"  # 2 steps left x 90 s
+    countdown.step_done(3690.0)  # mean 1890 s
+    assert countdown.prefix() == "[4/4] ETA 31m30s"
+    assert format_duration(3725) == "1h02m" and format_duration(12.4) == "12s"

@@ -1,4 +1,4 @@
-"""The report: synthetic run folders -> tables, tests, figures; statistics against scipy/statsmodels."""
+"""The report: synthetic run folders -> tables, tests, figures; statistics against hand-worked cases."""
 
 from __future__ import annotations
 
@@ -10,16 +10,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_hex
+from matplotlib.container import ErrorbarContainer
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from benchmark.engine import runstate
 from benchmark.errors import TedbenchError
 from benchmark.metrics import per_user_metrics, summarize
 from benchmark.report.build import build_report
-from benchmark.report.figures import fig5_user_groups
+from benchmark.report.figures import (
+    HIGHLIGHT,
+    MODEL_STYLES,
+    fig3_ablation,
+    fig4_efficiency,
+    fig5_user_groups,
+    model_style,
+)
 from benchmark.report.runs import RunIndex
-from benchmark.report.stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci, holm, paired_test
+from benchmark.report.stats import BOOTSTRAP_SEED, bootstrap_ci, holm, paired_test
 from benchmark.report.tables import metric_label, table3
 
 USERS = {"ml-1m": 500, "OR": 400}
@@ -187,10 +195,10 @@ def test_headline_metrics_and_caption(built):
         "better and Holm-adjusted p < 0.01",
         "two-sided paired t-test",
         "unit of pairing = test user",
-        "Holm correction over the 8",
+        "Holm correction (statsmodels multipletests) over the 8",
         "ml-1m 500; OR 400",
         "Seeds: 1, 2",
-        "seed 2024",
+        "scipy.stats.bootstrap, 2,000 resamples of users, numpy.random.default_rng(2024)",
         "NOT the paper's budget: epochs=5 (paper 300)",
     )
     for phrase in phrases:
@@ -240,40 +248,58 @@ def test_pvalues_equal_scipy_on_the_same_vectors(built):
         b = seed_vector(runs, row.dataset, row.baseline, MODELS[row.baseline][0], seeds, row.metric)
         assert row.p == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
         assert row.d_z == pytest.approx((a - b).mean() / (a - b).std(ddof=1), rel=1e-9)
-    assert np.allclose(result["p_holm"], multipletests(result["p"], method="holm")[1])
+    assert np.allclose(result["p_holm"], holm_by_definition(list(result["p"])), rtol=1e-12, atol=0)
     assert list(result["significant"]) == list(result["p_holm"] < 0.01)
 
 
-def test_holm_equals_statsmodels():
-    rng = np.random.default_rng(1)
-    cases = [rng.random(m) ** 4 for m in (1, 2, 7, 20, 60)] + [
-        np.array([0.01, 0.01, 0.04, 0.5]),
-        np.array([0.0, 1.0, 0.2]),
-    ]
-    for p in cases:
-        assert np.allclose(holm(p), multipletests(p, method="holm")[1])
-    assert holm([]).shape == (0,)
+def holm_by_definition(p: list[float]) -> list[float]:
+    """Holm's adjusted p of the i-th smallest: max over j <= i of min(1, (m - j) * p_(j)), j from 0."""
+    order = sorted(range(len(p)), key=p.__getitem__)
+    adjusted, running = [0.0] * len(p), 0.0
+    for j, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - j) * p[i]))
+        adjusted[i] = running
+    return adjusted
 
 
-def test_bootstrap_ci_agrees_with_scipy():
-    rng = np.random.default_rng(2)
-    diff = rng.normal(0.02, 0.3, 1500)
-    ours = bootstrap_ci(diff)
-    same = stats.bootstrap(
-        (diff,),
-        np.mean,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        method="percentile",
-        rng=np.random.default_rng(BOOTSTRAP_SEED),
-    ).confidence_interval
-    assert np.allclose(ours, (same.low, same.high), atol=1e-12)
-    other = stats.bootstrap(
-        (diff,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", rng=np.random.default_rng(7)
-    ).confidence_interval
-    se = diff.std(ddof=1) / np.sqrt(len(diff))
-    assert np.allclose(ours, (other.low, other.high), atol=0.3 * se)  # Monte-Carlo sd of each bound is about 0.06 se
-    test = paired_test(diff + 1, np.ones_like(diff))
-    assert (test.ci_low, test.ci_high) == pytest.approx(ours) and test.diff == pytest.approx(diff.mean())
+@pytest.mark.parametrize(
+    ("pvalues", "expected"),
+    [
+        ([0.01, 0.04, 0.03, 0.005], [0.03, 0.06, 0.06, 0.02]),  # 4*0.005, 3*0.01, 2*0.03, max(0.06, 1*0.04)
+        ([0.01, 0.01, 0.04, 0.5], [0.04, 0.04, 0.08, 0.5]),  # ties: 4*0.01, max(0.04, 3*0.01), 2*0.04, 0.5
+        ([0.4, 0.6], [0.8, 0.8]),  # 2*0.4, max(0.8, 0.6)
+        ([0.6, 0.7], [1.0, 1.0]),  # capped at 1
+        ([0.02], [0.02]),
+        ([0.01, float("nan"), 0.02], [0.03, float("nan"), 0.04]),  # NaN stays NaN and counts in m = 3
+        ([], []),
+    ],
+)
+def test_holm_hand_worked(pvalues, expected):
+    assert np.allclose(holm(pvalues), expected, rtol=1e-12, atol=0, equal_nan=True)
+    assert holm(pvalues).shape == (len(pvalues),)
+
+
+@pytest.mark.parametrize("n", [2000, 10000])  # 10,000 users: resampled in several batches
+def test_bootstrap_ci_of_a_binary_mean_matches_the_binomial(n):
+    # Resampling n values of which k are ones gives means Binomial(n, k/n) / n: its 2.5% and 97.5% quantiles are
+    # the exact percentile interval, up to the Monte-Carlo error of 2,000 resamples (about 0.06 standard errors).
+    k = int(0.3 * n)
+    x = np.random.default_rng(3).permutation(np.r_[np.ones(k), np.zeros(n - k)])
+    se = np.sqrt(0.3 * 0.7 / n)
+    exact = stats.binom.ppf([0.025, 0.975], n, k / n) / n
+    assert np.allclose(bootstrap_ci(x), exact, rtol=0, atol=0.3 * se)
+    assert np.allclose(bootstrap_ci(x, confidence=0.5), stats.binom.ppf([0.25, 0.75], n, k / n) / n, atol=0.3 * se)
+
+
+def test_bootstrap_ci_hand_worked_cases():
+    # [0, 1]: resampled means 0, 0.5, 1 with probability 1/4, 1/2, 1/4, so the 2.5% and 97.5% points are 0 and 1.
+    assert bootstrap_ci(np.array([0.0, 1.0])) == (0.0, 1.0)
+    assert bootstrap_ci(np.full(50, 0.25)) == pytest.approx((0.25, 0.25))
+    assert bootstrap_ci(np.array([0.7])) == (0.7, 0.7)  # one user is its own interval
+    x = np.random.default_rng(4).normal(0.02, 0.3, 300)
+    assert bootstrap_ci(x) == bootstrap_ci(x) != bootstrap_ci(x, seed=BOOTSTRAP_SEED + 1)  # seeded
+    test = paired_test(x + 1, np.ones_like(x))
+    assert (test.ci_low, test.ci_high) == pytest.approx(bootstrap_ci(x)) and test.diff == pytest.approx(x.mean())
 
 
 def test_missing_cells_render_as_dash(built):
@@ -322,6 +348,44 @@ def test_figures_are_valid_and_say_what_is_missing(built, tmp_path):
     empty = build_report(tmp_path / "no-runs", tmp_path / "empty")
     assert empty["runs"] == 0 and all(Path(p).exists() for p in empty["files"])
     assert set(json.loads((tmp_path / "empty" / "metrics.json").read_text())) == set()
+
+
+def test_fig5_draws_differences_to_sasrec_where_its_recall_is_zero(tmp_path):
+    runs = tmp_path / "runs"
+    history = np.array([2, 3, 7, 8, 30])  # groups [0,5): 2 users, [5,10): 2 users, [20,50): 1 user
+    make_run(runs, "OR", "SASRec", 1, [1, 50, 50, 50, 50], history=history)  # recall@10 1,0 | 0,0 | 0
+    make_run(runs, "OR", "TedRec", 1, [1, 1, 1, 50, 1], history=history, encoder="minilm")  # 1,1 | 1,0 | 1
+    fig = fig5_user_groups(RunIndex.load(runs), encoder="minilm", tag=None)
+    bars = next(ax for ax in fig.axes if ax.get_title() == "OR")
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["[0,5)\nn=2", "[5,10)\nn=2", "[20,50)\nn=1"]
+    assert [patch.get_height() for patch in bars.patches] == [2, 2, 1]
+    (line,) = [c for ax in fig.axes for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert line.get_label() == "TedRec" and line.lines[0].get_color() == HIGHLIGHT.colour
+    assert list(line.lines[0].get_ydata()) == [0.5, 0.5, 1.0]  # mean differences; SASRec's [5,10) recall is 0
+    # Differences [0, 1] resample to means 0, 0.5, 1 (1/4, 1/2, 1/4): the 95% interval is [0, 1]; one user: [1, 1].
+    assert [tuple(seg[:, 1]) for seg in line.lines[2][0].get_segments()] == [(0, 1), (0, 1), (1, 1)]
+    assert "Error bars: 95% percentile-bootstrap CI over the group's users" in fig.get_supxlabel()
+
+
+def test_figures_keep_one_style_per_model_and_the_profile_in_a_footnote(built):
+    runs, _, _ = built
+    index = RunIndex.load(runs)
+    fig = fig4_efficiency(index, encoder="minilm", tag=None)
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["SASRec", "FEARec", "UniSRec", "TedRec"]  # once each
+    for ax in fig.axes:
+        for points in ax.collections:
+            assert to_hex(points.get_facecolor()[0]) == model_style(points.get_label()).colour
+    styles = [*MODEL_STYLES.values(), model_style("SomeNewModel")]  # a model outside the paper gets its own too
+    assert len({s.colour for s in styles}) == len({s.marker for s in styles}) == len(styles)
+    assert model_style("TedRec") == HIGHLIGHT == MODEL_STYLES["TedRec"] and model_style("x") == model_style("x")
+    ablation = fig3_ablation(index, encoder="minilm", tag=None)
+    assert "Run profile" not in ablation.get_suptitle() and "NOT the paper's budget" in ablation.get_supxlabel()
+    assert (
+        "error bars: ± sample std over seeds (1-2 seeds per bar; none for a one-seed bar)" in ablation.get_supxlabel()
+    )
+    red = [p for ax in ablation.axes for p in ax.patches if to_hex(p.get_facecolor()) == HIGHLIGHT.colour]
+    assert len(red) == 2 * len(USERS)  # TedRec's two metric bars per dataset, no other bar in its colour
 
 
 @pytest.mark.parametrize("damage", ["no-marker", "failed", "edited-after-finish"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ from benchmark.data.fetch import report_unpinned, resolve
 from benchmark.data.process import build_sequences
 from benchmark.data.publish import publish_sequences, target_dir
 from benchmark.data.raw import RawInteractions
+from benchmark.data.readers._common import item_texts_for
 from benchmark.data.sources import SOURCES, get_source
 from benchmark.data.store import paper_counts
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import clean_orphans, file_digest, safe_name
+from benchmark.log import logger
 
 __all__ = ["import_recbole", "prepare", "prepare_if_missing"]
 
@@ -125,14 +128,18 @@ def import_recbole(
     atomic: Path | None = None,
     item_file: Path | None = None,
     benchmark_dir: Path | None = None,
+    text_fields: Sequence[str] | None = None,
+    columns: readers.Columns | None = None,
     k: int = 5,
     tie_order: str = "random",
     tie_seed: int = 2020,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Import any RecBole dataset: atomic `.inter` (+ `.item`) files, or benchmark files.
+    """Import any RecBole dataset: atomic `.inter` (+ `.item`) files, or benchmark files (+ `NAME.text` or `NAME.item`).
 
-    The name must not be one of the built-in datasets; an existing import of the same name is left
+    The item text is the `.item` file's `text_fields` joined by `join_fields` (default: every field but the item id
+    of type token, token_seq or float); `columns` names the user/item/time fields of atomic files. Both are recorded
+    in the manifest. The name must not be one of the built-in datasets; an existing import of the same name is left
     as it is when the inputs are identical and replaced only with `force` otherwise.
     """
     safe_name(name, "--name")
@@ -144,14 +151,30 @@ def import_recbole(
     if (atomic is None) == (benchmark_dir is None):
         raise TedbenchError("give exactly one of --atomic FILE.inter or --benchmark DIR")
     if item_file is not None and atomic is None:
-        raise TedbenchError("--item goes with --atomic (benchmark files take their text from NAME.text)")
+        raise TedbenchError("--item goes with --atomic (benchmark files take their text from NAME.text or NAME.item)")
+    if columns is not None and atomic is None:
+        raise TedbenchError("--field-map goes with --atomic (benchmark files name their fields as RecBole does)")
     check_k_core(k)
     out = target_dir(data_root, name)
+    fields = columns or readers.Columns()
+    if benchmark_dir is not None:
+        item_file = _benchmark_item_file(Path(benchmark_dir), name)
+    if text_fields is not None and item_file is None:
+        raise TedbenchError(
+            "--text-fields chooses fields of an .item file: give --item with --atomic, "
+            "or a --benchmark folder with NAME.item (and no NAME.text)"
+        )
+    rule = None
+    if item_file is not None:
+        rule = readers.text_fields_for(readers.read_header(item_file), text_fields, fields.item, item_file)
     if atomic is not None:
-        raw = readers.read_recbole_atomic(atomic, item_file)
+        raw = readers.read_recbole_atomic(atomic, item_file, rule or [], fields)
         files = [atomic] + ([item_file] if item_file else [])
     else:
         raw = readers.read_recbole_benchmark(benchmark_dir, name)
+        if item_file is not None:
+            texts, raw.item_attributes = readers.read_item_file(item_file, rule)
+            raw.item_text = item_texts_for(raw.item, texts)
         files = sorted(Path(benchmark_dir).glob(f"{name}.*"))
     manifest = {
         "dataset": name,
@@ -160,5 +183,20 @@ def import_recbole(
         "form": "recbole-atomic" if atomic is not None else "recbole-benchmark",
         "source_files": {Path(f).name: file_digest(Path(f)) for f in files},
         "paper_counts": {},
+        **({"text_fields": rule} if rule is not None else {}),
+        **({"field_map": columns.as_dict()} if columns is not None else {}),
     }
-    return _write(raw, out, manifest, k=k, tie_order=tie_order, tie_seed=tie_seed, area="import", force=force)
+    counts = _write(raw, out, manifest, k=k, tie_order=tie_order, tie_seed=tie_seed, area="import", force=force)
+    if rule is not None:
+        how = "as chosen" if text_fields is not None else "default: the fields of type token, token_seq or float"
+        logger.info(
+            f"{name}: item text = {item_file.name} fields {', '.join(rule) or '(none: empty texts)'} ({how}), "
+            "values joined by spaces, '.' at the end"
+        )
+    return counts
+
+
+def _benchmark_item_file(directory: Path, name: str) -> Path | None:
+    """A benchmark folder's `.item` file for the item text: `NAME.item` when there is no `NAME.text`."""
+    item_file = directory / f"{name}.item"
+    return item_file if item_file.exists() and not (directory / f"{name}.text").exists() else None

@@ -7,7 +7,7 @@ the RecBole keys verify sets from the data (item text), and what identifies the 
 Official code that is itself built on RecBole (TedRec and UniSRec, one `OfficialCode` entry each)
 is loaded from a checkout the user names (`--reference-code PATH`): its model and dataset classes are imported
 from their files with importlib, and their `from recbole...` imports resolve to the installed RecBole through
-the shims of `tests/recbole_compat.py`. Nothing of an official checkout is ever copied into tedbench.
+the shims of `benchmark.recbole_compat`. Nothing of an official checkout is ever copied into tedbench.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import torch
 
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import atomic_path
+from benchmark.recbole_compat import require_recbole
+from benchmark.recbole_models import PREFIX, recbole_class
 
-COMPAT = Path(__file__).resolve().parents[2] / "tests" / "recbole_compat.py"
 ARCHITECTURE = (
     "hidden_size",
     "inner_size",
@@ -139,21 +140,6 @@ OFFICIAL = {
 }
 
 
-def import_recbole():
-    """The `recbole` package behind the numpy 2 / pandas 3 shims of the checkout's tests/recbole_compat.py."""
-    if not COMPAT.exists():
-        raise TedbenchError(f"tedbench verify runs from a source checkout: {COMPAT} (the RecBole shims) is missing")
-    spec = importlib.util.spec_from_file_location("tedbench_recbole_compat", COMPAT)
-    compat = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compat)
-    try:
-        return compat.import_recbole()
-    except ImportError as exc:
-        raise TedbenchError(
-            f"RecBole 1.2.1 is not installed ({exc}): pip install --no-deps recbole==1.2.1 texttable"
-        ) from exc
-
-
 def load_class(checkout: Path, relative: str, name: str) -> type:
     """Class `name` of the checkout's file `relative`, imported under a private module name; the checkout is on
     sys.path meanwhile so that its own sibling imports resolve."""
@@ -183,15 +169,26 @@ def checkout_commit(checkout: Path) -> str:
     return result.stdout.strip()
 
 
+def recbole_counterpart(model: str, model_config: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """(RecBole model, options passed through) of a tedbench model: its `RECBOLE_MODELS` entry, or for a RecBole
+    model run by tedbench (`recbole:<Name>`) that model itself with every option (RecBole's Trainer on the other side).
+    """
+    if model.lower().startswith(PREFIX):
+        return recbole_class(model[len(PREFIX) :]).__name__, tuple(k for k in model_config if k != "learning_rate")
+    if model not in RECBOLE_MODELS:
+        raise TedbenchError(
+            f"--model {model}: verify --against recbole supports {', '.join(RECBOLE_MODELS)} and {PREFIX}<Name>"
+        )
+    return RECBOLE_MODELS[model]
+
+
 def resolve(against: str, model: str, model_config: dict[str, Any], code: Path | None) -> Reference:
     """The reference `--against` names for `model` (`code`: the official checkout)."""
-    import_recbole()
+    require_recbole("tedbench verify")
     if against == "recbole":
-        if model not in RECBOLE_MODELS:
-            raise TedbenchError(f"--model {model}: verify --against recbole supports {', '.join(RECBOLE_MODELS)}")
         from recbole.utils import get_model as recbole_model_class
 
-        name, options = RECBOLE_MODELS[model]
+        name, options = recbole_counterpart(model, model_config)
         return Reference(
             "recbole",
             "RecBole 1.2.1",

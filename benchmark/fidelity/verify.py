@@ -16,7 +16,7 @@ per-seed test metrics) and a verdict: the test NDCG@10 means differ by at most t
 (`benchmark.fidelity.reference` knows its files); its item text is written from tedbench's embeddings. Each finished
 side and seed stores its result (`siderun.json`, and its best weights) in its run folder under `--work`; a rerun with
 the same settings and data reuses it, other settings are refused. RecBole is imported only through the numpy 2 /
-pandas 3 shims of the checkout's `tests/recbole_compat.py` (`benchmark.fidelity.reference.import_recbole`).
+pandas 3 shims of `benchmark.recbole_compat`.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from benchmark.fidelity.reference import Reference, resolve, write_text_features
 from benchmark.fidelity.transplant import name_map, write_transplant
 from benchmark.fidelity.transplant import transplant as run_transplant
 from benchmark.fsutil import atomic_path, write_json, write_text
+from benchmark.log import logger
 from benchmark.metrics import DEFAULT_KS
 from benchmark.model import DatasetInfo
+from benchmark.recbole_compat import recbole_config
 from benchmark.registry import get_model
 
 METRICS = tuple(f"{name}@{k}" for k in DEFAULT_KS for name in ("recall", "ndcg"))
@@ -197,20 +199,6 @@ def reference_settings(
 PATH_SETTINGS = ("data_path", "checkpoint_dir")  # where, not what: left out of a stored run's settings
 
 
-def recbole_config(model: str | type, dataset: str, settings: dict[str, Any], config_files: tuple[str, ...] = ()):
-    """RecBole's Config (model by name or class; `config_files` first, `settings` win), built without the command
-    line (its Config also reads `--key=value` from sys.argv)."""
-    import sys
-
-    from recbole.config import Config
-
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        return Config(model=model, dataset=dataset, config_file_list=list(config_files) or None, config_dict=settings)
-    finally:
-        sys.argv = argv
-
-
 def reference_data(reference: Reference, settings: dict[str, Any], splits: Splits):
     """(config, train, valid, test dataloaders) of the reference on the written data, its rows checked equal."""
     import recbole.trainer.trainer as recbole_trainer
@@ -248,6 +236,10 @@ def run_reference(reference: Reference, settings: dict[str, Any], splits: Splits
         def _valid_epoch(self, valid_data, show_progress=False):
             score, result = super()._valid_epoch(valid_data, show_progress)
             run.valid.append(float(score))
+            logger.info(
+                f"{reference.label} seed {run.seed} epoch {len(run.valid) - 1}: "
+                f"loss {run.loss[-1]:.4f}, valid {SELECTION_METRIC} {score:.4f}"
+            )
             return score, result
 
         def _save_checkpoint(self, epoch, verbose=True, **kwargs):

@@ -11,23 +11,31 @@ import pandas as pd
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import write_text
 from benchmark.report.figures import build_figures
-from benchmark.report.publish import staged_report
+from benchmark.report.html import render_report
+from benchmark.report.publish import HTML, staged_report
 from benchmark.report.runs import RunIndex
 from benchmark.report.tables import OURS, SHORT_METRICS, table3, table4, table5, timings, write_table
 
 
 def build_report(
-    runs_root: Path, out: Path, *, tag: str | None = None, encoder: str | None = None, allow_mixed: bool = False
+    runs_root: Path,
+    out: Path,
+    *,
+    tag: str | None = None,
+    encoder: str | None = None,
+    allow_mixed: bool = False,
+    html: bool = False,
 ) -> dict[str, Any]:
-    """Write out/tables/*.{md,tex,csv}, out/figures/*.{png,svg} and out/metrics.json; return a summary.
+    """Write out/tables/*.{md,tex,csv}, out/figures/*.{png,svg}, out/metrics.json and, with `html`,
+    out/report.html (one page of the same tables and figures, `benchmark.report.html`); return a summary.
 
     `tag` selects the runs of Tables 3-5 and Figs. 4-5 (None = untagged runs); Fig. 3 uses TedRec
     runs tagged with the ablation names. `encoder` is the text encoder of the text models in
     Tables 3-4 and the figures (None = 'bert-cls' if such runs exist, else 'minilm', else the
     alphabetically first encoder used). Every run is checked first (`Run.load`); a cell whose runs
     differ in more than the seed is an error unless `allow_mixed` (the captions then say so).
-    The three outputs are built in a staging folder and published together (`publish.staged_report`):
-    on any error the previous ones stay as they were.
+    The outputs are built in a staging folder and published together (`publish.staged_report`):
+    on any error the previous ones stay as they were; without `html` a previous report.html is removed.
     """
     out, runs_root = Path(out), Path(runs_root)
     with staged_report(out) as staging:
@@ -46,6 +54,11 @@ def build_report(
         metrics = headline(tables[0].data)
         write_text(staging / "metrics.json", finite_json(metrics, out / "metrics.json"))
         written.append(staging / "metrics.json")
+        if html:
+            pngs = [path for path in written if path.parent.name == "figures" and path.suffix == ".png"]
+            page = render_report(tables, pngs, index, runs_root=runs_root, encoder=encoder, tag=tag)
+            write_text(staging / HTML, page)
+            written.append(staging / HTML)
     return {
         "runs": sum(len(cell.runs) for cell in index.cells.values()),
         "cells": len(index.cells),

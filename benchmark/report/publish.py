@@ -1,12 +1,14 @@
-"""Publishing a report: OUT/tables, OUT/figures and OUT/metrics.json always come from one attempt.
+"""Publishing a report: OUT/tables, OUT/figures, OUT/metrics.json and OUT/report.html always come from one attempt.
 
 An attempt builds everything in a staging folder `OUT/.report.pid<PID>.<random>.tmp`. Publishing
 first renames that folder to the journal `OUT/.report.publish.tmp` (one atomic step that commits the
 attempt), then swaps each output in: the previous one moves into the journal's `old/`, the new one
 out of its `new/`. A process killed between those renames leaves the journal behind; the next report
 into OUT finishes that publication (roll forward) before it does anything else, so OUT never stays a
-mix of two attempts. Staging folders of dead processes are removed. An OSError while the publisher
-is alive rolls the swapped outputs back and ends in a one-line TedbenchError naming the path.
+mix of two attempts. An output the attempt did not write (report.html of a report without --html) moves
+into `old/` all the same, so it never describes other runs than the tables beside it. Staging folders of
+dead processes are removed. An OSError while the publisher is alive rolls the swapped outputs back and
+ends in a one-line TedbenchError naming the path.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
 from benchmark.fsutil import clean_orphans, pid_alive
 
-OUTPUTS = ("tables", "figures", "metrics.json")  # published in this order
+HTML = "report.html"  # written only by `tedbench report --html`
+OUTPUTS = ("tables", "figures", "metrics.json", HTML)  # published in this order; the first two are folders
 JOURNAL = ".report.publish.tmp"
 _OWNER = "owner.json"
 _STAGING = re.compile(r"^\.report\.pid(?P<pid>\d+)\..*\.tmp$")
@@ -44,7 +47,9 @@ def staged_report(out: Path) -> Iterator[Path]:
         with os_errors():
             (staging / "new").mkdir()
             yield staging / "new"
-            (staging / _OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+            written = [name for name in OUTPUTS if (staging / "new" / name).exists()]
+            owner = {"pid": os.getpid(), "host": socket.gethostname(), "outputs": written}
+            (staging / _OWNER).write_text(json.dumps(owner))
         pause_point("report.before_publish")
         _publish(out, staging)
     finally:
@@ -88,7 +93,7 @@ def check_writable(out: Path) -> None:
             raise TedbenchError(f"{folder}: not writable; the report replaces {', '.join(OUTPUTS)} in {out} together")
     for name in OUTPUTS:
         path = out / name
-        wanted = "file" if name == "metrics.json" else "folder"
+        wanted = "folder" if name in OUTPUTS[:2] else "file"
         found = "link" if path.is_symlink() else "folder" if path.is_dir() else "file" if path.exists() else None
         if found not in (None, wanted):
             raise TedbenchError(f"{path}: expected a {wanted}, not a {found}")
@@ -132,15 +137,20 @@ def _publish(out: Path, staging: Path) -> None:
 def _swap_in(out: Path, journal: Path, *, pause: bool = False) -> None:
     """Move each output from journal/new into `out` and the previous one into journal/old.
 
+    An output that the attempt did not write (not in its owner.json's "outputs") only moves into journal/old.
     Every step is one rename, so a killed swap is resumed by calling this again.
     """
     (journal / "old").mkdir(exist_ok=True)
+    written = _owner(journal).get("outputs", OUTPUTS)
     for number, name in enumerate(OUTPUTS):
         new, final = journal / "new" / name, out / name
+        present = final.exists() or final.is_symlink()
         if new.exists():
-            if final.exists() or final.is_symlink():
+            if present:
                 os.rename(final, journal / "old" / name)
             os.rename(new, final)
+        elif name not in written and present:
+            os.rename(final, journal / "old" / name)
         if pause and number == 0:
             pause_point("report.mid_publish")
 

@@ -4,10 +4,11 @@ Conventions (stated in every caption that uses them):
 - unit of pairing: the test user; vectors are aligned by the dataset's internal user order;
 - test: two-sided paired t-test (`scipy.stats.ttest_rel`); a p-value that is undefined because
   every difference is zero counts as 1;
-- correction: Holm over all tests of one table; significant = Holm-adjusted p < ALPHA;
+- correction: Holm over all tests of one table (`statsmodels.stats.multitest.multipletests`);
+  significant = Holm-adjusted p < ALPHA;
 - effect size: paired Cohen's d_z = mean(diff) / std(diff, ddof=1);
-- CI: percentile bootstrap of the mean difference, resampling users (BOOTSTRAP_RESAMPLES
-  resamples, generator `numpy.random.default_rng(BOOTSTRAP_SEED)`).
+- CI: percentile bootstrap of the mean difference, resampling users (`scipy.stats.bootstrap`,
+  BOOTSTRAP_RESAMPLES resamples, generator `numpy.random.default_rng(BOOTSTRAP_SEED)`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 ALPHA = 0.01
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 2024
-_CHUNK_ELEMENTS = 1 << 22  # resampled user indices held in memory at once
+_CHUNK_ELEMENTS = 1 << 22  # resampled values held in memory at once
 
 
 @dataclass(frozen=True)
@@ -41,34 +43,32 @@ class PairedTest:
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm step-down adjusted p-values (same order as the input)."""
+    """Holm step-down adjusted p-values (same order as the input); a NaN stays NaN and counts as a test."""
     p = np.asarray(pvalues, dtype=np.float64)
-    order = np.argsort(p, kind="stable")
-    m = len(p)
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(stepped, 1.0)
-    return adjusted
+    return multipletests(p, method="holm")[1] if len(p) else p
 
 
 def bootstrap_ci(
     x: np.ndarray, *, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of mean(x), resampling entries with replacement.
+    """Percentile bootstrap CI of mean(x), resampling entries with replacement (`scipy.stats.bootstrap`).
 
-    Draws are `rng.integers(0, n, (batch, n))` like `scipy.stats.bootstrap`, in batches that keep
-    about 4M indices in memory; with the same seed and batch the two give the same interval.
+    Resamples are drawn in batches that hold about 4M values in memory; one entry is its own interval.
     """
     x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    rng = np.random.default_rng(seed)
-    batch = max(1, min(n_resamples, _CHUNK_ELEMENTS // n))
-    means = []
-    for start in range(0, n_resamples, batch):
-        means.append(x[rng.integers(0, n, (min(batch, n_resamples - start), n))].mean(axis=-1))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(np.concatenate(means), [alpha, 1 - alpha])
-    return float(low), float(high)
+    if len(x) == 1:
+        return float(x[0]), float(x[0])
+    result = stats.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=n_resamples,
+        batch=max(1, min(n_resamples, _CHUNK_ELEMENTS // len(x))),
+        vectorized=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def paired_test(a: np.ndarray, b: np.ndarray) -> PairedTest:

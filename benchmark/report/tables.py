@@ -30,9 +30,10 @@ MISSING = "–"
 _STYLE = {
     "md": {"bold": "**{}**", "underline": "<u>{}</u>"},
     "tex": {"bold": r"\textbf{{{}}}", "underline": r"\underline{{{}}}"},
+    "html": {"bold": "<strong>{}</strong>", "underline": "<u>{}</u>"},
 }
-_PM = {"md": " ± ", "tex": r" $\pm$ "}
-_STAR = {"md": r"\*", "tex": r"$^{*}$"}
+_PM = {"md": " ± ", "tex": r" $\pm$ ", "html": " ± "}
+_STAR = {"md": r"\*", "tex": r"$^{*}$", "html": "<sup>*</sup>"}
 _TEX = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -507,9 +508,10 @@ def _stats_note(comparisons: list[Comparison], family: str) -> str:
         f"* = better and Holm-adjusted p < {ALPHA} (a significantly worse result is marked 'worse' in the tests "
         "table): two-sided paired t-test (scipy.stats.ttest_rel), unit of pairing = test user, "
         "each user's metric averaged over the seeds both compared cells share "
-        f"(seeds used: {', '.join(map(str, seeds)) or 'none'}); Holm correction over {family}. "
-        f"Effect size d_z and 95% percentile-bootstrap CIs ({BOOTSTRAP_RESAMPLES:,} resamples of users, "
-        f"numpy seed {BOOTSTRAP_SEED}) in the tests table."
+        f"(seeds used: {', '.join(map(str, seeds)) or 'none'}); Holm correction (statsmodels multipletests) "
+        f"over {family}. Effect size d_z and 95% percentile-bootstrap CIs of the mean difference "
+        f"(scipy.stats.bootstrap, {BOOTSTRAP_RESAMPLES:,} resamples of users, "
+        f"numpy.random.default_rng({BOOTSTRAP_SEED})) in the tests table."
     )
 
 
