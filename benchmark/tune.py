@@ -34,7 +34,6 @@ import itertools
 import json
 import os
 import socket
-import sys
 import threading
 import time
 import warnings
@@ -522,6 +521,7 @@ def tune(spec: TuneSpec) -> dict[str, Any]:
     entry = get_model(spec.model)
     if spec.sampler not in ("grid", "tpe"):
         raise TedbenchError(f"unknown sampler {spec.sampler!r} (known: grid, tpe)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # tedbench's own lines say what happens
     storage = make_storage(spec.storage, spec.grace_period)
     study = open_study(entry, spec, storage)
     name = study.study_name
@@ -539,19 +539,15 @@ def tune(spec: TuneSpec) -> dict[str, Any]:
         frozen = _run_trial(name, storage, trial_id, entry, spec)
         ran += 1
         bar.update(1)
-        tqdm.write(
-            f"trial {frozen.number}: {frozen.state.name.lower()} value={frozen.value} params={frozen.params}",
-            file=sys.stderr,
-        )
+        logger.info(f"trial {frozen.number}: {frozen.state.name.lower()}, value {frozen.value}, {frozen.params}")
     bar.close()
     best_path = export_best(study, entry, spec)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     if best_path is None and unfinished_slots(study):
-        tqdm.write(
+        logger.warning(
             f"study {name}: budget not complete, nothing exported; {states.count(TrialState.RUNNING)} trial(s) still "
             f"running (other workers, or dead ones failed after the {spec.grace_period} s heartbeat grace): "
-            "run `tedbench tune` again to finish it",
-            file=sys.stderr,
+            "run `tedbench tune` again to finish it"
         )
     return {
         "study": name,
