@@ -170,11 +170,11 @@ def official_setup(model: str, code: str, sample_root: Path, work: Path) -> Setu
     )
 
 
-def perturbed_states(setup: Setup) -> tuple[dict, dict, torch.Tensor]:
-    """(tedbench weights, official weights, item order), each from its own model's initialisation, then perturbed."""
+def perturbed_states(setup: Setup, overrides: dict = TINY_MOE) -> tuple[dict, dict, torch.Tensor]:
+    """(tedbench weights, reference weights, item order), each from its own model's initialisation, then perturbed."""
     config, train, _, _ = reference_data(setup.reference, setup.settings(2020), setup.splits)
     torch.manual_seed(0)
     theirs = setup.reference.model_class(config, train.dataset).state_dict()
-    ours = create_model(setup.model, setup.info, TINY_MOE).state_dict()
+    ours = create_model(setup.model, setup.info, overrides).state_dict()
     keep = NAME_MAPS[setup.model].inputs
     return perturbed(ours, 1), perturbed(theirs, 2, keep=keep), item_order(train.dataset)

@@ -20,6 +20,7 @@ Name map (reference name -> tedbench name), for the official TedRec (RUCAIBox/Te
   plm_embedding.weight (frozen item text) is not transplanted: it must equal tedbench's item-text matrix.
 For the official UniSRec (RUCAIBox/UniSRec `unisrec.py`, `transductive_ft`): the same Transformer, embedding,
 gate and expert names; its whitening bias moe_adaptor.experts.K.bias [in] -> adaptor.bias[K] [1, in].
+For RecBole 1.2.1's SASRec: the item embedding and Transformer names above, nothing else.
 Any name left unmapped on either side, or a shape that differs other than by dimensions of size 1, is an error.
 """
 
@@ -63,6 +64,7 @@ class NameMap:
 
 
 NAME_MAPS = {
+    "SASRec": NameMap(rules=TRANSFORMER_RULES, stacked=[], item_rows=("item_embedding.weight",), inputs=()),
     "TedRec": NameMap(
         rules=TRANSFORMER_RULES
         + [
