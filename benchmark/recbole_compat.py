@@ -10,7 +10,10 @@ under pandas 3 (copy-on-write) its `feat[field].fillna(..., inplace=True)` is a 
 the padding item's token features stay NaN and become INT64_MIN. Under pandas 3 `Series.agg(len)` returns the
 Series' length, not each row's: `Dataset._remap` (token_seq fields) and `SequentialDataset._benchmark_presets`
 (`item_length` of benchmark files) are re-stated with `Series.map(len)`. Nothing here changes RecBole's
-arithmetic. Not covered: `float_seq` fields (their normalisation and discretisation use `agg(len)` too).
+arithmetic. Importing RecBole's sequential models turns on autograd's anomaly detection for the whole process
+(`sequential_recommender/sine.py`), which makes any NaN in a backward pass raise; `import_recbole()` imports them
+and restores the previous mode. Not covered: `float_seq` fields (their normalisation and discretisation use
+`agg(len)` too).
 """
 
 from __future__ import annotations
@@ -120,8 +123,12 @@ def import_recbole() -> types.ModuleType:
     """The `recbole` package, importable and runnable here (raises ImportError if it is not installed)."""
     restore_numpy_aliases()
     stub_tensorboard()
+    anomaly = torch.is_anomaly_enabled(), torch.is_anomaly_check_nan_enabled()
     import recbole
+    import recbole.model.sequential_recommender  # noqa: F401  (imported here: its sine.py has a global side effect)
     from recbole.data.dataset import Dataset, SequentialDataset
+
+    torch.autograd.set_detect_anomaly(*anomaly)  # undo sine.py's `set_detect_anomaly(True)` at import
 
     Dataset._fill_nan = fill_nan
     Dataset._remap = remap

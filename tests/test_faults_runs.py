@@ -152,7 +152,7 @@ suites:
     kill_at(args("cut"), "train.after_checkpoint", tmp_path / "pause")
     again = run_cli(args("cut"))
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "tedbench: train SASRec on OR-sample, seed 1 (resumed)" in again.stderr
+    assert "tedbench: train [1/2]: SASRec on OR-sample, seed 1 (resumed)" in again.stderr
     assert "resumed" not in again.stdout  # messages on stderr, the table on stdout
     for seed in (1, 2):
         assert_same_outputs(

@@ -226,3 +226,15 @@ def test_models_lists_the_pattern_and_recbole_is_imported_only_when_used(capsys)
         "list_models(); get_model('SASRec'); known_options(); assert 'recbole' not in sys.modules"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True).returncode == 0
+
+
+def test_importing_recbole_leaves_autograd_anomaly_detection_as_it_was() -> None:
+    # RecBole's sine.py calls torch.autograd.set_detect_anomaly(True) when its model package is imported, which would
+    # turn a NaN loss anywhere later in the process into an autograd error instead of tedbench's divergence message
+    code = (
+        "import sys, torch; from benchmark.registry import get_model; get_model('recbole:GRU4Rec'); "
+        "assert 'recbole.model.sequential_recommender.sine' in sys.modules; "
+        "assert not torch.is_anomaly_enabled()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
