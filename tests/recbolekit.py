@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from benchmark.engine.trainer import TrainConfig
-from benchmark.fidelity.transplant import NAME_MAPS, TRANSFORMER_RULES, item_order, renamed
+from benchmark.fidelity.transplant import (
+    NAME_MAPS,
+    TRANSFORMER_RULES,
+    item_order,
+    renamed,
+    to_reference,
+    to_tedbench,
+    transplant,
+)
 from benchmark.fidelity.verify import Setup, prepare, recbole_config, reference_data
 from benchmark.recbole_compat import import_recbole
 from benchmark.registry import create_model
@@ -178,3 +186,25 @@ def perturbed_states(setup: Setup, overrides: dict = TINY_MOE) -> tuple[dict, di
     ours = create_model(setup.model, setup.info, overrides).state_dict()
     keep = NAME_MAPS[setup.model].inputs
     return perturbed(ours, 1), perturbed(theirs, 2, keep=keep), item_order(train.dataset)
+
+
+def assert_name_map_round_trips(setup: Setup, states: tuple[dict, dict, torch.Tensor], overrides: dict) -> None:
+    """tedbench -> reference -> tedbench and reference -> tedbench -> reference give back every tensor exactly."""
+    ours, theirs, order = states
+    names = NAME_MAPS[setup.model]
+    template_ours = create_model(setup.model, setup.info, overrides).state_dict()
+    back = to_tedbench(names, to_reference(names, ours, theirs, order), template_ours, order)
+    assert back.keys() == ours.keys() and all(torch.equal(back[k], ours[k]) for k in ours)
+    there = to_reference(names, to_tedbench(names, theirs, template_ours, order), theirs, order)
+    assert there.keys() == theirs.keys() and all(torch.equal(there[k], theirs[k]) for k in theirs)
+
+
+def assert_transplant_scores_equal(setup: Setup, states: tuple[dict, dict, torch.Tensor]) -> None:
+    """Each side's evaluation of the other side's weights equals its own (metrics, and scores within 1e-5)."""
+    ours, theirs, _ = states
+    rows = transplant(setup, 2020, ours, theirs)
+    assert len(rows) == 4
+    for row in rows:
+        assert row["equal"], row
+        assert row["score_gap"] < 1e-5
+        assert 0 < row["own"]["ndcg@20"] < 1

@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from benchmark.engine.trainer import TrainConfig
-from benchmark.fidelity.transplant import NAME_MAPS, to_reference, to_tedbench, transplant
 from benchmark.fidelity.verify import prepare
-from benchmark.registry import create_model
-from tests.recbolekit import perturbed_states, recbole
+from tests.recbolekit import assert_name_map_round_trips, assert_transplant_scores_equal, perturbed_states, recbole
 
 pytestmark = pytest.mark.parity
 TINY = {"hidden_size": 8, "inner_size": 16, "n_layers": 1}
-NAMES = NAME_MAPS["SASRec"]
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +36,8 @@ def states(setup):
 
 
 def test_name_map_round_trips_exactly(setup, states) -> None:
-    ours, theirs, order = states
-    template_ours = create_model("SASRec", setup.info, TINY).state_dict()
-    back = to_tedbench(NAMES, to_reference(NAMES, ours, theirs, order), template_ours, order)
-    assert back.keys() == ours.keys() and all(torch.equal(back[k], ours[k]) for k in ours)
-    there = to_reference(NAMES, to_tedbench(NAMES, theirs, template_ours, order), theirs, order)
-    assert there.keys() == theirs.keys() and all(torch.equal(there[k], theirs[k]) for k in theirs)
+    assert_name_map_round_trips(setup, states, TINY)
 
 
 def test_each_side_scores_the_other_sides_weights_identically(setup, states) -> None:
-    ours, theirs, _ = states
-    rows = transplant(setup, 2020, ours, theirs)
-    assert len(rows) == 4
-    for row in rows:
-        assert row["equal"], row
-        assert row["score_gap"] < 1e-5
-        assert 0 < row["own"]["ndcg@20"] < 1
+    assert_transplant_scores_equal(setup, states)
