@@ -10,6 +10,7 @@ import pandas as pd
 
 from benchmark.errors import TedbenchError
 from benchmark.fsutil import write_text
+from benchmark.report.claims import claims_table
 from benchmark.report.figures import build_figures
 from benchmark.report.html import render_report
 from benchmark.report.publish import HTML, staged_report
@@ -26,8 +27,9 @@ def build_report(
     allow_mixed: bool = False,
     html: bool = False,
 ) -> dict[str, Any]:
-    """Write out/tables/*.{md,tex,csv}, out/figures/*.{png,svg}, out/metrics.json and, with `html`,
-    out/report.html (one page of the same tables and figures, `benchmark.report.html`); return a summary.
+    """Write out/tables/*.{md,tex,csv} (Tables 3-5, their tests, timings and the claims table),
+    out/figures/*.{png,svg}, out/metrics.json and, with `html`, out/report.html (one page of the same tables
+    and figures, `benchmark.report.html`); return a summary.
 
     `tag` selects the runs of Tables 3-5 and Figs. 4-5 (None = untagged runs); Fig. 3 uses TedRec
     runs tagged with the ablation names. `encoder` is the text encoder of the text models in
@@ -48,6 +50,7 @@ def build_report(
             *table4(index, encoder=encoder, tag=tag),
             *table5(index, tag=tag),
             timings(index, encoder=encoder, tag=tag),
+            claims_table(index, encoder=encoder, tag=tag),
         ]
         written = [path for table in tables for path in write_table(table, staging / "tables")]
         written += build_figures(index, staging / "figures", encoder=encoder, tag=tag)

@@ -27,7 +27,7 @@ SECTIONS = {
     "tests": ("tests", "Statistical tests", ": significance tests"),
     "vs_paper": ("paper", "Paper vs ours", ": paper vs ours"),
 }
-_TITLES = {"timings": "Training time per epoch"}
+_TITLES = {"timings": "Training time per epoch", "claims": "What holds at this scale: the paper's claims"}
 PROVENANCE_COLUMNS = (
     "Dataset",
     "Model",

@@ -126,12 +126,7 @@ def table3(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Tab
     datasets = index.datasets()
     models = main_models(index, tag)
     cells = {(d, m): index.get(d, m, encoder, tag) for d in datasets for m in models}
-    comparisons: list[Comparison] = []
-    for d in datasets:
-        for metric in ALL_METRICS:
-            best = _best(metric, {m: cells[d, m] for m in models if m != OURS})
-            if best is not None and cells[d, OURS] is not None:
-                comparisons += _compare(d, metric, OURS, best, cells[d, OURS], cells[d, best])
+    comparisons = table3_comparisons(index, encoder=encoder, tag=tag)
     significant = _significant(comparisons)
     rows = []
     for d in datasets:
@@ -174,6 +169,19 @@ def table3(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Tab
     ]
 
 
+def table3_comparisons(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Comparison]:
+    """TedRec against the best baseline (highest mean) of each dataset x metric."""
+    models = main_models(index, tag)
+    comparisons: list[Comparison] = []
+    for d in index.datasets():
+        cells = {m: index.get(d, m, encoder, tag) for m in models}
+        for metric in ALL_METRICS:
+            best = _best(metric, {m: c for m, c in cells.items() if m != OURS})
+            if best is not None and cells[OURS] is not None:
+                comparisons += compare(d, metric, OURS, best, cells[OURS], cells[best])
+    return comparisons
+
+
 # -- Table 4 --------------------------------------------------------------------------------------
 
 
@@ -186,14 +194,7 @@ def table4(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Tab
         for b in PLUGIN_BACKBONES
         for m in (b, b + PLUGIN_SUFFIX)
     }
-    comparisons = [
-        comparison
-        for b in PLUGIN_BACKBONES
-        for d in datasets
-        for metric in SHORT_METRICS
-        if cells[d, b] is not None and cells[d, b + PLUGIN_SUFFIX] is not None
-        for comparison in _compare(d, metric, b + PLUGIN_SUFFIX, b, cells[d, b + PLUGIN_SUFFIX], cells[d, b])
-    ]
+    comparisons = table4_comparisons(index, encoder=encoder, tag=tag)
     significant = _significant(comparisons)
     rows = []
     for b in PLUGIN_BACKBONES:
@@ -231,6 +232,19 @@ def table4(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Tab
             f"Run profile: {profile}.",
         ),
     ]
+
+
+def table4_comparisons(index: RunIndex, *, encoder: str | None, tag: str | None) -> list[Comparison]:
+    """Each '<backbone>+TedRec' against its backbone, per dataset x metric (R@10, N@10)."""
+    datasets = _small_datasets(index, [m for b in PLUGIN_BACKBONES for m in (b, b + PLUGIN_SUFFIX)], tag)
+    comparisons = []
+    for b in PLUGIN_BACKBONES:
+        for d in datasets:
+            plain, fused = index.get(d, b, encoder, tag), index.get(d, b + PLUGIN_SUFFIX, encoder, tag)
+            if plain is not None and fused is not None:
+                for metric in SHORT_METRICS:
+                    comparisons += compare(d, metric, b + PLUGIN_SUFFIX, b, fused, plain)
+    return comparisons
 
 
 # -- Table 5 --------------------------------------------------------------------------------------
@@ -369,7 +383,7 @@ def _styles(means: dict[str, float]) -> dict[str, str]:
     return {m: marks.get(v, "") for m, v in means.items()}
 
 
-def _compare(dataset: str, metric: str, model: str, baseline: str, a: Cell, b: Cell) -> list[Comparison]:
+def compare(dataset: str, metric: str, model: str, baseline: str, a: Cell, b: Cell) -> list[Comparison]:
     """Per-user paired test on the seeds both cells share (each user's metric averaged over them)."""
     if a.n_users != b.n_users:
         raise TedbenchError(
