@@ -385,7 +385,10 @@ def cmd_report(args: argparse.Namespace) -> None:
         encoder=args.encoder,
         allow_mixed=args.allow_mixed,
         html=args.html,
+        skip_running=args.skip_running,
     )
+    for folder in summary["running"]:
+        logger.info("left out (still running): %s", folder)
     table = layout.table_path(Path(args.out), "table3")
     if table.exists():
         print(table.read_text(), file=sys.stderr)  # for the reader; stdout is the JSON summary alone
@@ -699,6 +702,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let a table cell average runs whose configurations differ in more than the seed "
         "(the captions then say so)",
+    )
+    p.add_argument(
+        "--skip-running",
+        action="store_true",
+        help="leave out runs that another process is still training (a progress report while workers run); "
+        "interrupted or failed runs are still refused",
     )
     p.add_argument(
         "--html",

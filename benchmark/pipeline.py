@@ -186,7 +186,12 @@ def run_suite(
     seconds["train"] = time.monotonic() - started
 
     started = time.monotonic()
-    summary = build_report(runs_root, results_root, html=True)
+    summary = build_report(runs_root, results_root, html=True, skip_running=True)
+    if summary["running"]:
+        log(
+            f"report: left out {len(summary['running'])} runs that other workers are still training; rerun "
+            f"`tedbench report --runs {runs_root} --out {results_root} --html` once they finish"
+        )
     seconds["report"] = time.monotonic() - started
     return {
         **summary,

@@ -403,6 +403,21 @@ def test_unfinished_runs_are_refused_naming_the_folder(tmp_path, damage):
         RunIndex.load(runs)
 
 
+def test_a_run_still_training_is_left_out_only_when_asked(tmp_path):
+    runs = make_workspace(tmp_path)
+    folder = runs / "OR" / "SASRec" / "id" / "main" / "seed2"
+    (folder / "DONE.json").unlink()  # mid-training: no completion marker yet
+    with runstate.run_lock(folder):  # held by this (live) process, as by a training worker
+        with pytest.raises(TedbenchError, match=f"{folder}: not a finished run"):
+            RunIndex.load(runs)
+        index = RunIndex.load(runs, skip_running=True)
+        summary = build_report(runs, tmp_path / "out", skip_running=True)
+    assert index.running == (folder,) and summary["running"] == [str(folder)]
+    assert index.cells["OR", "SASRec", None, None].seeds == (1,)
+    with pytest.raises(TedbenchError, match=f"{folder}: not a finished run"):  # the worker died: refused again
+        RunIndex.load(runs, skip_running=True)
+
+
 def test_a_fresh_run_is_compared_with_a_committed_table3_cell_by_cell(tmp_path: Path) -> None:
     from benchmark.report.compare import reproduced_message
 

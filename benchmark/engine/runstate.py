@@ -208,6 +208,11 @@ def _process_start(pid: int) -> int | None:
         return None
 
 
+def is_running(folder: Path) -> bool:
+    """True while a live process (or one on another host) holds the folder's LOCK."""
+    return (Path(folder) / LOCK).exists() and _holder_alive(_read_lock(Path(folder) / LOCK))
+
+
 def _holder_alive(holder: dict[str, Any] | None) -> bool:
     """False when the lock's process is provably gone; locks of other hosts count as alive."""
     if holder is None:  # created but never written: its writer died inside the flock'd section

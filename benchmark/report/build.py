@@ -26,6 +26,7 @@ def build_report(
     encoder: str | None = None,
     allow_mixed: bool = False,
     html: bool = False,
+    skip_running: bool = False,
 ) -> dict[str, Any]:
     """Write out/tables/*.{md,tex,csv} (Tables 3-5, their tests, timings and the claims table),
     out/figures/*.{png,svg}, out/metrics.json and, with `html`, out/report.html (one page of the same tables
@@ -35,7 +36,8 @@ def build_report(
     runs tagged with the ablation names. `encoder` is the text encoder of the text models in
     Tables 3-4 and the figures (None = 'bert-cls' if such runs exist, else 'minilm', else the
     alphabetically first encoder used). Every run is checked first (`Run.load`); a cell whose runs
-    differ in more than the seed is an error unless `allow_mixed` (the captions then say so).
+    differ in more than the seed is an error unless `allow_mixed` (the captions then say so). With
+    `skip_running`, runs still being trained by a live process are left out (listed in the summary's `running`).
     The outputs are built in a staging folder and published together (`publish.staged_report`):
     on any error the previous ones stay as they were; without `html` a previous report.html is removed.
     """
@@ -43,7 +45,7 @@ def build_report(
     with staged_report(out) as staging:
         if not runs_root.is_dir():
             raise TedbenchError(f"{runs_root}: no such folder of runs")
-        index = RunIndex.load(runs_root, allow_mixed=allow_mixed)
+        index = RunIndex.load(runs_root, allow_mixed=allow_mixed, skip_running=skip_running)
         encoder = encoder or index.default_encoder(tag)
         tables = [
             *table3(index, encoder=encoder, tag=tag),
@@ -68,6 +70,7 @@ def build_report(
         "encoder": encoder,
         "tag": tag,
         "files": [str(out / path.relative_to(staging)) for path in written],
+        "running": [str(folder) for folder in index.running],
         "metrics": metrics,
     }
 

@@ -200,8 +200,9 @@ class RunIndex:
     `allow_mixed`; then `Cell.mixed` names the differing keys and every caption says so.
     """
 
-    def __init__(self, runs: Iterable[Run], *, allow_mixed: bool = False):
+    def __init__(self, runs: Iterable[Run], *, allow_mixed: bool = False, running: Iterable[Path] = ()):
         self.cells: dict[CellKey, Cell] = {}
+        self.running = tuple(running)  # run folders left out because a live process is still writing them
         for run in sorted(runs, key=lambda r: (str(r.key), r.seed, str(r.path))):
             cell = self.cells.setdefault(run.key, Cell(run.key))
             if cell.runs and cell.runs[-1].seed == run.seed:
@@ -221,15 +222,19 @@ class RunIndex:
         _check_user_counts(run for cell in self.cells.values() for run in cell.runs)
 
     @classmethod
-    def load(cls, root: Path, *, allow_mixed: bool = False) -> RunIndex:
+    def load(cls, root: Path, *, allow_mixed: bool = False, skip_running: bool = False) -> RunIndex:
         """Every run folder under `root` (a config.json), each checked by `Run.load` and required to be finished.
 
         Finished means the engine's completion marker matches the files (`runstate`): a killed, failed or
-        hand-edited run is an error naming its folder, never a table cell.
+        hand-edited run is an error naming its folder, never a table cell. With `skip_running`, a run that a
+        live process is still training (its LOCK held) is left out and listed in `running` instead.
         """
-        runs = []
+        runs, running = [], []
         for config in sorted(Path(root).glob("**/config.json")):
             folder = config.parent
+            if skip_running and runstate.is_running(folder):
+                running.append(folder)
+                continue
             if (folder / runstate.FAILED).exists():
                 raise TedbenchError(
                     f"{folder}: a failed run ({folder / runstate.FAILED}); rerun it or move it out of {root}"
@@ -241,7 +246,7 @@ class RunIndex:
                     f"finish it with `tedbench train --resume` or move it out of {root}"
                 )
             runs.append(run)
-        return cls(runs, allow_mixed=allow_mixed)
+        return cls(runs, allow_mixed=allow_mixed, running=running)
 
     def get(self, dataset: str, model: str, encoder: str | None, tag: str | None) -> Cell | None:
         """The cell; ID-only models (no encoder in their config) match any `encoder`."""
