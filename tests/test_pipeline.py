@@ -43,7 +43,8 @@ def test_committed_profiles_and_suites_load() -> None:
     assert reduced.datasets == ("ml-1m", "OR") and "TedRec" in reduced.models and len(reduced.ablations) == 4
     assert all(get_model(m) for m in reduced.models)  # every model of the suite is registered
     small = load_suite("small", REPO / "params.yaml")
-    assert small.profile.train == {}  # the paper's budget: early stopping only, no step caps, every user
+    # the paper's budget but the batch size: early stopping (patience >= 5) only, no step caps, every user
+    assert small.profile.train == {"batch_size": 512}
     assert len(small.models) == 15 and small.tuned == small.models and small.seeds == (2020, 2021, 2022)
 
 
