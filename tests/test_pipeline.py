@@ -46,6 +46,10 @@ def test_committed_profiles_and_suites_load() -> None:
     # the paper's budget but the batch size: early stopping (patience >= 5) only, no step caps, every user
     assert small.profile.train == {"batch_size": 512}
     assert len(small.models) == 15 and small.tuned == small.models and small.seeds == (2020, 2021, 2022)
+    paper = load_suite("paper", REPO / "params.yaml")  # the paper's setup: one command on a GPU machine
+    assert paper.profile.name == "paper" and paper.profile.train == {} and paper.encoder == "bert-cls"
+    assert paper.datasets == ("ml-1m", "OR", "Office", "Food", "Movies") and set(paper.models) == set(small.models)
+    assert {"bert-mean", "t5-mean", "flan-t5-mean", "llama2-mean", "random"} == set(paper.encoders)
 
 
 def test_a_suite_restricted_to_models_keeps_ablations_with_tedrec() -> None:
