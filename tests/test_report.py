@@ -59,6 +59,7 @@ def make_run(
         "model": model,
         "dataset": dataset,
         "tag": tag,
+        "profile": "reduced",
         "model_config": {},
         "device": "cpu",
         "environment": {"cpu": "x86_64"},
@@ -199,7 +200,7 @@ def test_headline_metrics_and_caption(built):
         "ml-1m 500; OR 400",
         "Seeds: 1, 2",
         "scipy.stats.bootstrap, 2,000 resamples of users, numpy.random.default_rng(2024)",
-        "NOT the paper's budget: epochs=5 (paper 300)",
+        "Run profile: profile reduced (params.yaml); NOT the paper's budget: epochs=5 (paper 300)",
     )
     for phrase in phrases:
         assert phrase in caption

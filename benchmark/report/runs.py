@@ -264,9 +264,9 @@ class RunIndex:
 
 
 def describe_profile(cells: Iterable[Cell]) -> str:
-    """The run budget, tags, devices and any mixed cells.
+    """The run profiles (params.yaml), budget, tags, devices and any mixed cells.
 
-    E.g. "NOT the paper's budget: epochs=5 (paper 300); tag: smoke; device: x86_64".
+    E.g. "profile reduced; NOT the paper's budget: epochs=5 (paper 300); tag: smoke; device: x86_64".
     """
     cells = list(cells)
     runs = [run for cell in cells for run in cell.runs]
@@ -282,12 +282,14 @@ def describe_profile(cells: Iterable[Cell]) -> str:
         if differing
         else "paper budget (up to 300 epochs, patience 10, batch 2048)"
     )
+    profiles = sorted({run.config.get("profile") for run in runs if run.config.get("profile")})
+    profile_note = [f"profile {', '.join(profiles)} (params.yaml)"] if profiles else []
     tags = sorted({run.key[3] for run in runs if run.key[3]})
     devices = sorted({_device(run.config) for run in runs})
     mixed = [f"{_cell_name(cell.key)} in {', '.join(cell.mixed)}" for cell in cells if cell.mixed]
     mixed_note = [f"MIXED configurations allowed by --allow-mixed: {'; '.join(mixed)}"] if mixed else []
     tag_note = [f"tag: {', '.join(tags)}"] if tags else []
-    return "; ".join([budget, *tag_note, f"device: {', '.join(devices)}", *mixed_note])
+    return "; ".join([*profile_note, budget, *tag_note, f"device: {', '.join(devices)}", *mixed_note])
 
 
 def _device(config: dict[str, Any]) -> str:
