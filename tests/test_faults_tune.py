@@ -245,7 +245,7 @@ def test_pipeline_retunes_when_the_exported_study_differs(tmp_path: Path, monkey
 
     monkeypatch.setattr(pipeline, "tune", fake_tune)
     monkeypatch.setattr(pipeline, "_train_one", lambda *args, **kwargs: None)
-    monkeypatch.setattr(pipeline, "build_report", lambda *args, **kwargs: {})
+    monkeypatch.setattr(pipeline, "build_report", lambda *args, **kwargs: {"running": []})
 
     def tunes() -> int:
         before = len(specs)
