@@ -272,6 +272,8 @@ def cmd_verify(args: argparse.Namespace) -> None:
         raise TedbenchError(
             "verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only"
         )
+    if args.transplant and args.lockstep:
+        raise TedbenchError("--transplant evaluates trained runs, --lockstep trains none: give one of them")
     seeds = [args.seed + i for i in range(args.seeds)]
     work = Path(args.work or layout.verify_scratch(args.dataset, args.model, args.profile, args.against))
     run = _resolved(args, args.model)
@@ -290,6 +292,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
         against=args.against,
         reference_code=Path(args.reference_code) if args.reference_code else None,
         transplant=args.transplant,
+        lockstep_steps=args.lockstep,
         encoder=args.encoder,
     )
     _print_json(result)
@@ -786,6 +789,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after training (or reusing) both sides, evaluate each side's best weights in the other "
         "(STEM.transplant.md) instead of writing the side-by-side report",
+    )
+    p.add_argument(
+        "--lockstep",
+        type=argtypes.positive_int,
+        metavar="STEPS",
+        help="instead of full runs, train both sides STEPS steps from the same weights on the same batches with "
+        "the same router noise and dropout off, each with its own trainer; compare losses and weights "
+        "(STEM.lockstep.md)",
     )
     p.add_argument(
         "--seeds", type=argtypes.positive_int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)"

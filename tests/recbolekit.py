@@ -39,15 +39,6 @@ BASE_CONFIG = {
 }
 
 S3REC_RULES = TRANSFORMER_RULES + [(rf"^{task}_norm\.", f"{task}_head.") for task in ("aap", "mip", "map", "sp")]
-FEAREC_RULES = [
-    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.(query|key|value)_layer\.", r"layers.\1.attention.\2."),
-    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.LayerNorm\.", r"layers.\1.attention.layer_norm."),
-    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.", r"layers.\1.attention."),
-    (r"^item_encoder\.layer\.(\d+)\.feed_forward\.LayerNorm\.", r"layers.\1.feed_forward.layer_norm."),
-    (r"^item_encoder\.layer\.(\d+)\.feed_forward\.", r"layers.\1.feed_forward."),
-    (r"^position_embedding\.", "embedding.position_embedding."),
-    (r"^LayerNorm\.", "embedding.layer_norm."),
-]
 
 
 def recbole():

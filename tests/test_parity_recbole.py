@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmark.engine.trainer import EarlyStopping
+from benchmark.fidelity.transplant import FEAREC_RULES
 from benchmark.fidelity.verify import recbole_config
 from benchmark.metrics import summarize, target_ranks
 from benchmark.model import Batch, DatasetInfo
@@ -24,7 +25,6 @@ from benchmark.registry import create_model
 from tests.modelkit import text_matrix
 from tests.recbolekit import (
     BASE_CONFIG,
-    FEAREC_RULES,
     S3REC_RULES,
     TRANSFORMER_RULES,
     copy_weights,

@@ -20,7 +20,8 @@ Name map (reference name -> tedbench name), for the official TedRec (RUCAIBox/Te
   plm_embedding.weight (frozen item text) is not transplanted: it must equal tedbench's item-text matrix.
 For the official UniSRec (RUCAIBox/UniSRec `unisrec.py`, `transductive_ft`): the same Transformer, embedding,
 gate and expert names; its whitening bias moe_adaptor.experts.K.bias [in] -> adaptor.bias[K] [1, in].
-For RecBole 1.2.1's SASRec: the item embedding and Transformer names above, nothing else.
+For RecBole 1.2.1's SASRec: the item embedding and Transformer names above, nothing else; for its FEARec:
+`FEAREC_RULES` (the hybrid attention's query/key/value and LayerNorm, the feed-forward, the embedding).
 Any name left unmapped on either side, or a shape that differs other than by dimensions of size 1, is an error.
 """
 
@@ -48,6 +49,16 @@ TRANSFORMER_RULES = [
     (r"^position_embedding\.", "embedding.position_embedding."),
     (r"^LayerNorm\.", "embedding.layer_norm."),
 ]
+# RecBole 1.2.1's FEARec names -> tedbench's (its hybrid attention in place of the Transformer's attention)
+FEAREC_RULES = [
+    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.(query|key|value)_layer\.", r"layers.\1.attention.\2."),
+    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.LayerNorm\.", r"layers.\1.attention.layer_norm."),
+    (r"^item_encoder\.layer\.(\d+)\.hybrid_attention\.", r"layers.\1.attention."),
+    (r"^item_encoder\.layer\.(\d+)\.feed_forward\.LayerNorm\.", r"layers.\1.feed_forward.layer_norm."),
+    (r"^item_encoder\.layer\.(\d+)\.feed_forward\.", r"layers.\1.feed_forward."),
+    (r"^position_embedding\.", "embedding.position_embedding."),
+    (r"^LayerNorm\.", "embedding.layer_norm."),
+]
 METRIC_DECIMALS = 12  # RecBole rounds its metrics; tedbench's are compared rounded alike
 SCORE_ATOL = 1e-5
 
@@ -65,6 +76,7 @@ class NameMap:
 
 NAME_MAPS = {
     "SASRec": NameMap(rules=TRANSFORMER_RULES, stacked=[], item_rows=("item_embedding.weight",), inputs=()),
+    "FEARec": NameMap(rules=FEAREC_RULES, stacked=[], item_rows=("item_embedding.weight",), inputs=()),
     "TedRec": NameMap(
         rules=TRANSFORMER_RULES
         + [
@@ -105,11 +117,27 @@ def name_map(model: str) -> NameMap:
     return NAME_MAPS[model]
 
 
-def correspondence(names: NameMap, reference: dict[str, torch.Tensor]) -> dict[str, tuple[str, int | None, bool]]:
-    """Reference name -> (tedbench name, expert index or None, transposed) for every transplanted tensor."""
+def aliases(state: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Names that repeat an earlier name's tensor (one module registered twice, e.g. RecBole FEARec's
+    `item_encoder.layer_ramp`, its last layer again) -> that earlier name."""
+    first: dict[tuple, str] = {}
     out = {}
+    for name, tensor in state.items():
+        key = (tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype)
+        if tensor.numel() and key in first:
+            out[name] = first[key]
+        else:
+            first.setdefault(key, name)
+    return out
+
+
+def correspondence(names: NameMap, reference: dict[str, torch.Tensor]) -> dict[str, tuple[str, int | None, bool]]:
+    """Reference name -> (tedbench name, expert index or None, transposed) for every transplanted tensor (an
+    alias of another reference tensor is not one)."""
+    out = {}
+    repeated = aliases(reference)
     for name in reference:
-        if name in names.inputs:
+        if name in names.inputs or name in repeated:
             continue
         for pattern, target, transposed in names.stacked:
             match = re.match(pattern, name)
@@ -167,7 +195,9 @@ def to_reference(
     for name, (target, expert, transposed) in pairs.items():
         value = ours[target][order] if target in names.item_rows else ours[target]
         out[name] = _fit(name, _slice(value, expert, transposed), template[name]).clone()
-    return out
+    for alias, name in aliases(template).items():
+        out[alias] = out[name]
+    return {name: out[name] for name in template}
 
 
 def to_tedbench(

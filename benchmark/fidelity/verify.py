@@ -36,6 +36,7 @@ from benchmark.engine.run import load_dataset, resolve_configs, train
 from benchmark.engine.runstate import differing_keys
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
+from benchmark.fidelity.lockstep import lockstep, without_dropout, write_lockstep
 from benchmark.fidelity.reference import Reference, resolve, write_text_features
 from benchmark.fidelity.transplant import name_map, write_transplant
 from benchmark.fidelity.transplant import transplant as run_transplant
@@ -587,10 +588,12 @@ def verify(
     against: str = "recbole",
     reference_code: Path | None = None,
     transplant: bool = False,
+    lockstep_steps: int | None = None,
     encoder: str | None = None,
 ) -> dict[str, Any]:
     """Train both sides for every seed (reusing finished ones) and write the side-by-side report under `out`
-    (with `transplant`: the weight-transplant table of the same runs instead)."""
+    (with `transplant`: the weight-transplant table of the same runs instead; with `lockstep_steps`: no full
+    runs, the lockstep table of that many steps per seed)."""
     setup = prepare(
         model,
         dataset,
@@ -603,10 +606,10 @@ def verify(
         work=work,
         encoder=encoder,
     )
-    if transplant:
+    if transplant or lockstep_steps:
         name_map(model)  # refused before anything trains
     ours, theirs = [], []
-    for seed in seeds:
+    for seed in seeds if not lockstep_steps else ():
         ours.append(setup.ours(seed))
         theirs.append(setup.theirs(seed))
     reference, splits, train_config = setup.reference, setup.splits, setup.train_config
@@ -628,6 +631,14 @@ def verify(
     stem = f"{dataset}.{model}.{profile or 'paper'}"
     if reference.key != "recbole":
         stem += f".{reference.key}"
+    if lockstep_steps:
+        batch = train_config.batch_size
+        header["training"] = f"Adam lr {train_config.learning_rate}, batch {batch}, {lockstep_steps} steps in lockstep"
+        header["model options"] = json.dumps(
+            {k: without_dropout(setup.model_config)[k] for k in reference.options}, sort_keys=True
+        )
+        results = [lockstep(setup, seed, lockstep_steps) for seed in seeds]
+        return write_lockstep(Path(out), stem, header, results, reference.label)
     if transplant:
         rows = [
             row
