@@ -22,6 +22,7 @@ from benchmark.report.tables import (
     Table,
     compare,
     metric_label,
+    number_cell,
     table3_comparisons,
     table4_comparisons,
 )
@@ -126,8 +127,8 @@ def claims_table(index: RunIndex, *, encoder: str | None, tag: str | None) -> Ta
             "Ours": data["model"],
             "vs": data["versus"],
             "Δ": data["diff"].map(lambda v: f"{v:+.4f}"),
-            "Δ%": data["rel_diff"].map(lambda v: "–" if v is None or pd.isna(v) else f"{v:+.1%}"),
-            "d_z": data["d_z"].map(lambda v: "–" if pd.isna(v) else f"{v:+.3f}"),
+            "Δ%": data["rel_diff"].map(lambda v: number_cell(v, "+.1%")),
+            "d_z": data["d_z"].map(lambda v: number_cell(v, "+.3f")),
             "p (Holm)": data["p_holm"].map(lambda v: f"{v:.2e}"),
             "Verdict": data["verdict"],
         }

@@ -328,11 +328,11 @@ def timings(index: RunIndex, *, encoder: str | None, tag: str | None) -> Table:
         {
             "Dataset": data["dataset"],
             "Model": data["model"],
-            "Ours s/epoch": data["ours_train_seconds_per_epoch"].map(lambda v: _num(v, ".1f")),
-            "Ours × SASRec": data["ours_vs_sasrec"].map(lambda v: _num(v, ".2f")),
-            "Paper s/epoch (A100)": data["paper_train_seconds_per_epoch"].map(lambda v: _num(v, ".1f")),
-            "Paper × SASRec": data["paper_vs_sasrec"].map(lambda v: _num(v, ".2f")),
-            "Paper inference s": data["paper_inference_seconds"].map(lambda v: _num(v, ".2f")),
+            "Ours s/epoch": data["ours_train_seconds_per_epoch"].map(lambda v: number_cell(v, ".1f")),
+            "Ours × SASRec": data["ours_vs_sasrec"].map(lambda v: number_cell(v, ".2f")),
+            "Paper s/epoch (A100)": data["paper_train_seconds_per_epoch"].map(lambda v: number_cell(v, ".1f")),
+            "Paper × SASRec": data["paper_vs_sasrec"].map(lambda v: number_cell(v, ".2f")),
+            "Paper inference s": data["paper_inference_seconds"].map(lambda v: number_cell(v, ".2f")),
         }
     )
     caption = (
@@ -487,8 +487,8 @@ def _tests_table(name: str, comparisons: list[Comparison], caption: str) -> Tabl
             "Users": data["n_users"].map(lambda v: f"{v:,}"),
             "Δ": data["diff"].map(lambda v: f"{v:+.4f}"),
             "95% CI": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(data["ci_low"], data["ci_high"])],
-            "Impr.": data["rel_impr"].map(lambda v: _num(v, "+.2%")),
-            "d_z": data["d_z"].map(lambda v: _num(v, "+.3f")),
+            "Impr.": data["rel_impr"].map(lambda v: number_cell(v, "+.2%")),
+            "d_z": data["d_z"].map(lambda v: number_cell(v, "+.3f")),
             "p": data["p"].map(lambda v: f"{v:.2e}"),
             "p (Holm)": data["p_holm"].map(lambda v: f"{v:.2e}"),
             "Sig.": [
@@ -510,9 +510,9 @@ def _versus(name: str, paper: pd.DataFrame, ours: pd.DataFrame, keys: list[str],
     frame.columns = [k.replace("_", " ").capitalize() for k in keys]
     frame["Metric"] = merged["metric"].map(metric_label)
     frame["Paper"] = merged["paper"].map(lambda v: f"{v:.4f}")
-    frame["Ours"] = merged["ours"].map(lambda v: _num(v, ".4f"))
-    frame["Δ"] = merged["delta"].map(lambda v: _num(v, "+.4f"))
-    frame["Δ%"] = merged["rel_delta"].map(lambda v: _num(v, "+.1%"))
+    frame["Ours"] = merged["ours"].map(lambda v: number_cell(v, ".4f"))
+    frame["Δ"] = merged["delta"].map(lambda v: number_cell(v, "+.4f"))
+    frame["Δ%"] = merged["rel_delta"].map(lambda v: number_cell(v, "+.1%"))
     return Table(name, frame, merged, f"{caption} Δ = ours - paper; Δ% relative to the paper; '{MISSING}' = no runs.")
 
 
@@ -545,7 +545,8 @@ def _context(cells: Iterable[Cell | None], encoder: str | None, profile: str) ->
     return " ".join(parts)
 
 
-def _num(value: object, spec: str) -> str:
+def number_cell(value: object, spec: str) -> str:
+    """`value` formatted by `spec`, or MISSING for None or NaN."""
     return MISSING if value is None or pd.isna(value) else format(value, spec)
 
 
