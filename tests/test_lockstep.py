@@ -6,6 +6,7 @@ SASRec against RecBole 1.2.1 runs in CI; TedRec against the official code needs 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -116,3 +117,24 @@ def test_verify_refuses_transplant_and_lockstep_together(capsys: pytest.CaptureF
     argv = ["verify", "--model", "SASRec", "--dataset", "OR-sample", "--against", "recbole", "--transplant"]
     assert main([*argv, "--lockstep", "3"]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+@pytest.mark.parity
+def test_verify_lockstep_end_to_end_writes_the_table(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    recbole()
+    sizes = [f"{key}={value}" for key, value in TINY.items()]
+    args = ["verify", "--model", "SASRec", "--dataset", "OR-sample", "--data-root", str(sample_root)]
+    args += ["--against", "recbole", "--seeds", "2", "--lockstep", "3", "--batch-size", "64", "--device", "cpu"]
+    args += ["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]
+    for size in sizes:
+        args += ["--set", size]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["lockstep"] == "agree" and result["weight_gap"] <= WEIGHT_ATOL
+    table = (tmp_path / "out" / "OR-sample.SASRec.paper.lockstep.md").read_text()
+    assert "**AGREE" in table and "## Seed 2020" in table and "## Seed 2021" in table
+    assert '"hidden_dropout_prob": 0.0' in table and "3 steps in lockstep" in table
+    assert table.count("| 2 | ") == 2  # the last step of each seed
+    assert not any((tmp_path / "work").glob("*-seed*/DONE.json"))  # no full run trained
