@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -33,6 +33,9 @@ from benchmark.fidelity.transplant import (
 from benchmark.fsutil import write_text
 from benchmark.log import logger
 from benchmark.registry import get_model
+
+if TYPE_CHECKING:
+    from benchmark.fidelity.verify import Setup
 
 DROPOUT_SUFFIX = "dropout_prob"
 LOSS_RTOL = 1e-4  # per-step losses: relative agreement asked of two float32 implementations
@@ -58,7 +61,7 @@ def max_gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> tuple[flo
     return gaps[worst], worst
 
 
-def lockstep(setup, seed: int, steps: int) -> dict[str, Any]:
+def lockstep(setup: Setup, seed: int, steps: int) -> dict[str, Any]:
     """Train both sides `steps` steps in lockstep (module docstring); per-step losses, final gaps and metrics."""
     import recbole.trainer.trainer as recbole_trainer
     from recbole.data.interaction import Interaction
@@ -101,9 +104,8 @@ def lockstep(setup, seed: int, steps: int) -> dict[str, Any]:
 
     template = ours.state_dict()
     weight_gap, worst = max_gap(template, to_tedbench(names, theirs.state_dict(), template, order))
-    splits = setup.splits.to(setup.device)
     metrics = {
-        "tedbench": tedbench_side(ours, splits),
+        "tedbench": tedbench_side(ours, trainer.splits),
         "reference": reference_side(reference, {"valid": valid_data, "test": test_data}),
     }
     loss_gap = max(r["rel_gap"] for r in records)
