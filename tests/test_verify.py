@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,3 +178,26 @@ def test_a_finished_side_is_reused_and_other_settings_are_refused(tmp_path: Path
     with pytest.raises(TedbenchError, match=r"siderun.json: finished with other settings \(train_config.epochs\)"):
         side_run(tmp_path, {**settings, "train_config": {"epochs": 3, "seed": 2020}}, compute)
     assert len(calls) == 1
+
+
+def test_a_side_being_computed_elsewhere_is_refused_not_recomputed(tmp_path: Path) -> None:
+    """With `lock`, a second verify of the same side fails naming the holder instead of training it again."""
+    calls = []
+
+    def compute() -> SideRun:
+        calls.append(1)
+        return SideRun(2020, loss=[1.5], valid=[0.1], best_epoch=0, test={"ndcg@10": 0.25})
+
+    settings = {"model": "SASRec", "train_config": {"epochs": 2, "seed": 2020}, "data": "abc"}
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "LOCK").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname()}))
+        with pytest.raises(TedbenchError, match=rf"in use by pid {holder.pid}"):
+            side_run(tmp_path, settings, compute, lock=True)
+        assert not calls and not (tmp_path / "siderun.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    first = side_run(tmp_path, settings, compute, lock=True)  # the holder is gone: its stale lock is taken over
+    assert calls == [1] and side_run(tmp_path, settings, compute, lock=True) == first
+    assert not (tmp_path / "LOCK").exists()

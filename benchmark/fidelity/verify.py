@@ -21,6 +21,7 @@ pandas 3 shims of `benchmark.recbole_compat`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -33,7 +34,7 @@ import torch
 
 from benchmark.data.splits import Rows, Splits
 from benchmark.engine.run import load_dataset, resolve_configs, train
-from benchmark.engine.runstate import differing_keys
+from benchmark.engine.runstate import differing_keys, run_lock
 from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.fidelity.lockstep import lockstep, without_dropout, write_lockstep
@@ -81,12 +82,18 @@ def stored_side_run(folder: Path, settings: dict[str, Any]) -> SideRun | None:
     return SideRun(**stored["run"])
 
 
-def side_run(folder: Path, settings: dict[str, Any], compute) -> SideRun:
-    """The stored run of `settings` in `folder`, else `compute()` stored there (after what it wrote itself)."""
+def side_run(folder: Path, settings: dict[str, Any], compute, *, lock: bool = False) -> SideRun:
+    """The stored run of `settings` in `folder`, else `compute()` stored there (after what it wrote itself).
+
+    `lock`: compute while holding the folder's run lock, so a second verify of the same side is refused
+    instead of training it again beside the first (tedbench's side takes the lock in its own trainer)."""
     run = stored_side_run(folder, settings)
     if run is None:
-        run = compute()
-        write_json(folder / SIDE_RUN, {"settings": settings, "run": asdict(run)})
+        with run_lock(folder) if lock else contextlib.nullcontext():
+            run = stored_side_run(folder, settings)  # finished meanwhile by the lock's previous holder
+            if run is None:
+                run = compute()
+                write_json(folder / SIDE_RUN, {"settings": settings, "run": asdict(run)})
     return run
 
 
@@ -528,7 +535,10 @@ class Setup:
             "reference_settings": config,
         }
         return side_run(
-            folder, settings, lambda: run_reference(self.reference, self.settings(seed), self.splits, folder)
+            folder,
+            settings,
+            lambda: run_reference(self.reference, self.settings(seed), self.splits, folder),
+            lock=True,
         )
 
 
