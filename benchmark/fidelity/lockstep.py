@@ -86,6 +86,7 @@ def lockstep(setup: Setup, seed: int, steps: int) -> dict[str, Any]:
     to_reference_id = to_reference_id.to(setup.device)
     rows = row_order(len(setup.splits.train), steps * train_config.batch_size, seed).to(setup.device)
 
+    ours.train()  # RecBole's `_train_epoch` sets its side's mode itself
     records = []
     for step in range(steps):
         index = rows[step * train_config.batch_size : (step + 1) * train_config.batch_size]
@@ -95,7 +96,6 @@ def lockstep(setup: Setup, seed: int, steps: int) -> dict[str, Any]:
         )
         noise_seed = seed * 1_000_003 + step
         torch.manual_seed(noise_seed)
-        ours.train()
         mine = float(trainer.step(index))
         torch.manual_seed(noise_seed)
         other = float(reference._train_epoch([batch], step))

@@ -131,11 +131,12 @@ def aliases(state: dict[str, torch.Tensor]) -> dict[str, str]:
     return out
 
 
-def correspondence(names: NameMap, reference: dict[str, torch.Tensor]) -> dict[str, tuple[str, int | None, bool]]:
-    """Reference name -> (tedbench name, expert index or None, transposed) for every transplanted tensor (an
-    alias of another reference tensor is not one)."""
+def correspondence(
+    names: NameMap, reference: dict[str, torch.Tensor], repeated: dict[str, str]
+) -> dict[str, tuple[str, int | None, bool]]:
+    """Reference name -> (tedbench name, expert index or None, transposed) for every transplanted tensor; the
+    reference's frozen inputs and its `repeated` names (`aliases`) are not transplanted."""
     out = {}
-    repeated = aliases(reference)
     for name in reference:
         if name in names.inputs or name in repeated:
             continue
@@ -189,13 +190,14 @@ def to_reference(
 ) -> dict[str, torch.Tensor]:
     """tedbench's state dict as the reference's (its frozen inputs kept from `template`); `order[i]` is the tedbench
     id of the reference's item id i."""
-    pairs = correspondence(names, template)
+    repeated = aliases(template)
+    pairs = correspondence(names, template, repeated)
     _check_names(pairs, ours)
     out = {name: template[name] for name in names.inputs}
     for name, (target, expert, transposed) in pairs.items():
         value = ours[target][order] if target in names.item_rows else ours[target]
         out[name] = _fit(name, _slice(value, expert, transposed), template[name]).clone()
-    for alias, name in aliases(template).items():
+    for alias, name in repeated.items():
         out[alias] = out[name]
     return {name: out[name] for name in template}
 
@@ -204,7 +206,7 @@ def to_tedbench(
     names: NameMap, reference: dict[str, torch.Tensor], template: dict[str, torch.Tensor], order: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The reference's state dict as tedbench's (the inverse of `to_reference`)."""
-    pairs = correspondence(names, reference)
+    pairs = correspondence(names, reference, aliases(reference))
     _check_names(pairs, template)
     out = {name: torch.empty_like(value) for name, value in template.items()}
     for name, (target, expert, transposed) in pairs.items():

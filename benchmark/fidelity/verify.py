@@ -618,10 +618,6 @@ def verify(
     )
     if transplant or lockstep_steps:
         name_map(model)  # refused before anything trains
-    ours, theirs = [], []
-    for seed in seeds if not lockstep_steps else ():
-        ours.append(setup.ours(seed))
-        theirs.append(setup.theirs(seed))
     reference, splits, train_config = setup.reference, setup.splits, setup.train_config
     header = {
         "model": model,
@@ -649,6 +645,10 @@ def verify(
         )
         results = [lockstep(setup, seed, lockstep_steps) for seed in seeds]
         return write_lockstep(Path(out), stem, header, results, reference.label)
+    ours, theirs = [], []
+    for seed in seeds:
+        ours.append(setup.ours(seed))
+        theirs.append(setup.theirs(seed))
     if transplant:
         rows = [
             row
