@@ -84,7 +84,7 @@ from benchmark.layers.blocks import (
     causal_padding_mask,
     recbole_init_,
 )
-from benchmark.layers.kernels import at_least_float32
+from benchmark.layers.kernels import at_least_float32, rfft_ortho
 from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS
 from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows
 from benchmark.registry import SearchParam, register_model
@@ -473,4 +473,4 @@ class FEARec(SequentialModel):
 def frequency_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """mean |rfft(a) − rfft(b)| over the hidden dimension of read-out vectors [B, d] (ortho norm; official `fredom`)."""
     a, b = at_least_float32(a), at_least_float32(b)
-    return (torch.fft.rfft(a, dim=1, norm="ortho") - torch.fft.rfft(b, dim=1, norm="ortho")).abs().mean()
+    return (rfft_ortho(a, dim=1) - rfft_ortho(b, dim=1)).abs().mean()

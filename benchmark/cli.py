@@ -272,8 +272,8 @@ def cmd_verify(args: argparse.Namespace) -> None:
         raise TedbenchError(
             "verify trains both sides in float32: --amp, --tf32 and --compile would apply to tedbench only"
         )
-    if args.transplant and args.lockstep:
-        raise TedbenchError("--transplant evaluates trained runs, --lockstep trains none: give one of them")
+    if sum(map(bool, (args.transplant, args.lockstep, args.speed))) > 1:
+        raise TedbenchError("--transplant, --lockstep and --speed are different checks: give one of them")
     seeds = [args.seed + i for i in range(args.seeds)]
     work = Path(args.work or layout.verify_scratch(args.dataset, args.model, args.profile, args.against))
     run = _resolved(args, args.model)
@@ -293,6 +293,7 @@ def cmd_verify(args: argparse.Namespace) -> None:
         reference_code=Path(args.reference_code) if args.reference_code else None,
         transplant=args.transplant,
         lockstep_steps=args.lockstep,
+        speed_steps=args.speed,
         encoder=args.encoder,
     )
     _print_json(result)
@@ -797,6 +798,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of full runs, train both sides STEPS steps from the same weights on the same batches with "
         "the same router noise and dropout off, each with its own trainer; compare losses and weights "
         "(STEM.lockstep.md)",
+    )
+    p.add_argument(
+        "--speed",
+        type=argtypes.positive_int,
+        metavar="STEPS",
+        help="instead of full runs, time STEPS training steps per side (after 2 warm-up steps) from the same "
+        "weights on the same batches, every option as given, alternating sides (STEM.speed.md)",
     )
     p.add_argument(
         "--seeds", type=argtypes.positive_int, default=3, help="seeds per side: --seed, --seed+1, ... (default: 3)"

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from benchmark.layers.blocks import LearnableFilter
-from benchmark.layers.kernels import at_least_float32
+from benchmark.layers.kernels import at_least_float32, rfft_ortho
 
 
 class FrequencyFusion(nn.Module):
@@ -46,13 +46,11 @@ class FrequencyFusion(nn.Module):
         length = item.size(1)
         if self.id_filter is None and not self.use_text_fusion:
             return item, item * text
-        spectrum = torch.fft.rfft(item, dim=1, norm="ortho")
+        spectrum = rfft_ortho(item, dim=1)
         c_id = item if self.id_filter is None else self.id_filter.filter_spectrum(spectrum, length)
         if not self.use_text_fusion:
             return c_id, item * text
-        return c_id, torch.fft.irfft(
-            spectrum * torch.fft.rfft(text, dim=1, norm="ortho"), n=length, dim=1, norm="ortho"
-        )
+        return c_id, torch.fft.irfft(spectrum * rfft_ortho(text, dim=1), n=length, dim=1, norm="ortho")
 
     def forward(self, item: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         c_id, c_fu = self.branches(item, text)

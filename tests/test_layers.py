@@ -21,7 +21,7 @@ from benchmark.layers.blocks import (
     causal_padding_mask,
     recbole_init_,
 )
-from benchmark.layers.kernels import bernoulli_keep_, dropout
+from benchmark.layers.kernels import bernoulli_keep_, dropout, rfft_ortho
 from tedrec.adaptor import PositionModulatedAdaptor, modulation_adaptor
 from tests.modelkit import circular_convolution
 
@@ -163,6 +163,19 @@ def test_dropout_scales_kept_values_and_gradients() -> None:
     y.backward(torch.ones_like(y))
     torch.testing.assert_close(x.grad, kept.float() / 0.8)
     assert dropout(x, 0.2, training=False) is x
+
+
+@pytest.mark.parametrize(("shape", "dim"), [((3, 50, 4), 1), ((3, 49, 4), 1), ((2, 5, 8), -1), ((2, 5, 7), 2)])
+def test_rfft_ortho_equals_torch_rfft_and_its_gradient(shape: tuple[int, ...], dim: int) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    ours, reference = rfft_ortho(x, dim), torch.fft.rfft(x, dim=dim, norm="ortho")
+    torch.testing.assert_close(ours, reference, rtol=0, atol=0)
+    upstream = torch.randn(reference.shape, dtype=torch.complex128)  # a generic (non-Hermitian) gradient
+    (grad,) = torch.autograd.grad(ours, x, upstream)
+    (want,) = torch.autograd.grad(reference, x, upstream)
+    torch.testing.assert_close(grad, want, rtol=1e-12, atol=1e-12)
+    assert not rfft_ortho(x.detach(), dim).requires_grad
 
 
 def test_learnable_filter_is_circular_convolution_with_its_impulse_response() -> None:

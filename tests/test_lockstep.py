@@ -138,3 +138,28 @@ def test_verify_lockstep_end_to_end_writes_the_table(
     assert '"hidden_dropout_prob": 0.0' in table and "3 steps in lockstep" in table
     assert table.count("| 2 | ") == 2  # the last step of each seed
     assert not any((tmp_path / "work").glob("*-seed*/DONE.json"))  # no full run trained
+
+
+def test_verify_speed_times_both_sides_on_the_same_batches(
+    sample_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    recbole()
+    args = ["verify", "--model", "SASRec", "--dataset", "OR-sample", "--data-root", str(sample_root)]
+    args += ["--against", "recbole", "--seeds", "1", "--speed", "3", "--batch-size", "64", "--device", "cpu"]
+    args += ["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]
+    for key, value in TINY.items():
+        args += ["--set", f"{key}={value}"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["speedup"] > 0 and set(result["rows_per_second"]) == {"tedbench", "reference"}
+    table = (tmp_path / "out" / "OR-sample.SASRec.paper.speed.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| 2020 |")]
+    assert len(rows) == 2 and all(len(row.split("|")[5].split(",")) == 3 for row in rows)  # 3 timed steps a side
+    assert '"hidden_dropout_prob": 0.5' in table  # dropout kept, unlike --lockstep
+    assert not any((tmp_path / "work").glob("*-seed*/DONE.json"))  # no full run trained
+
+
+def test_verify_refuses_two_checks_at_once(sample_root: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["verify", "--model", "SASRec", "--dataset", "OR-sample", "--data-root", str(sample_root)]
+    assert main([*args, "--against", "recbole", "--lockstep", "2", "--speed", "2"]) != 0
+    assert "--transplant, --lockstep and --speed are different checks" in capsys.readouterr().err

@@ -14,7 +14,7 @@ in the loss, the gradients, the optimizer or the data shows at the step where it
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,16 +61,37 @@ def max_gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> tuple[flo
     return gaps[worst], worst
 
 
-def lockstep(setup: Setup, seed: int, steps: int) -> dict[str, Any]:
-    """Train both sides `steps` steps in lockstep (module docstring); per-step losses, final gaps and metrics."""
+@dataclass
+class Pair:
+    """tedbench's model and the reference's, from the same weights, each with its own trainer, fed the same rows."""
+
+    ours: torch.nn.Module
+    trainer: Trainer
+    theirs: torch.nn.Module
+    reference: Any  # RecBole's Trainer over `theirs`
+    names: Any  # the transplant's name map
+    order: torch.Tensor  # reference item id -> tedbench item id
+    to_reference_id: torch.Tensor  # tedbench item id -> reference item id
+    valid_data: Any
+    test_data: Any
+
+    def batch(self, index: torch.Tensor):
+        """The reference's Interaction of tedbench's training rows `index`."""
+        from recbole.data.interaction import Interaction
+
+        seq, length, target = self.trainer.splits.batch(self.trainer.splits.train.subset(index))
+        return Interaction(
+            {"item_id_list": self.to_reference_id[seq], "item_length": length, "item_id": self.to_reference_id[target]}
+        )
+
+
+def pair(setup: Setup, seed: int, folder: str) -> Pair:
+    """Both sides of `setup` for `seed`, the reference loaded with tedbench's initial weights."""
     import recbole.trainer.trainer as recbole_trainer
-    from recbole.data.interaction import Interaction
 
     from benchmark.fidelity.verify import reference_data
 
     names = name_map(setup.model)
-    setup = replace(setup, model_config=without_dropout(setup.model_config))
-    train_config = replace(setup.train_config, seed=seed)
     config, train_data, valid_data, test_data = reference_data(setup.reference, setup.settings(seed), setup.splits)
     torch.manual_seed(seed)
     ours = get_model(setup.model).cls(setup.model_config, setup.info)
@@ -78,35 +99,49 @@ def lockstep(setup: Setup, seed: int, steps: int) -> dict[str, Any]:
     order = item_order(train_data.dataset)
     check_inputs(names, theirs.state_dict(), setup.info.item_text, order)
     theirs.load_state_dict(to_reference(names, ours.state_dict(), theirs.state_dict(), order))
-
-    trainer = Trainer(ours, setup.splits, train_config, setup.work / "lockstep", setup.device, progress=False)
-    reference = recbole_trainer.Trainer(config, theirs)
+    trainer = Trainer(
+        ours, setup.splits, replace(setup.train_config, seed=seed), setup.work / folder, setup.device, progress=False
+    )
     to_reference_id = torch.empty_like(order)
     to_reference_id[order] = torch.arange(len(order))
-    to_reference_id = to_reference_id.to(setup.device)
-    rows = row_order(len(setup.splits.train), steps * train_config.batch_size, seed).to(setup.device)
+    return Pair(
+        ours,
+        trainer,
+        theirs,
+        recbole_trainer.Trainer(config, theirs),
+        names,
+        order,
+        to_reference_id.to(setup.device),
+        valid_data,
+        test_data,
+    )
 
-    ours.train()  # RecBole's `_train_epoch` sets its side's mode itself
+
+def lockstep(setup: Setup, seed: int, steps: int) -> dict[str, Any]:
+    """Train both sides `steps` steps in lockstep (module docstring); per-step losses, final gaps and metrics."""
+    setup = replace(setup, model_config=without_dropout(setup.model_config))
+    sides = pair(setup, seed, "lockstep")
+    batch_size = setup.train_config.batch_size
+    rows = row_order(len(setup.splits.train), steps * batch_size, seed).to(setup.device)
+
+    sides.ours.train()  # RecBole's `_train_epoch` sets its side's mode itself
     records = []
     for step in range(steps):
-        index = rows[step * train_config.batch_size : (step + 1) * train_config.batch_size]
-        seq, length, target = trainer.splits.batch(trainer.splits.train.subset(index))
-        batch = Interaction(
-            {"item_id_list": to_reference_id[seq], "item_length": length, "item_id": to_reference_id[target]}
-        )
+        index = rows[step * batch_size : (step + 1) * batch_size]
+        batch = sides.batch(index)
         noise_seed = seed * 1_000_003 + step
         torch.manual_seed(noise_seed)
-        mine = float(trainer.step(index))
+        mine = float(sides.trainer.step(index))
         torch.manual_seed(noise_seed)
-        other = float(reference._train_epoch([batch], step))
+        other = float(sides.reference._train_epoch([batch], step))
         records.append({"step": step, "tedbench": mine, "reference": other, "rel_gap": abs(mine - other) / abs(other)})
         logger.info(f"lockstep seed {seed} step {step + 1}/{steps}: loss {mine:.6f} (tedbench) vs {other:.6f}")
 
-    template = ours.state_dict()
-    weight_gap, worst = max_gap(template, to_tedbench(names, theirs.state_dict(), template, order))
+    template = sides.ours.state_dict()
+    weight_gap, worst = max_gap(template, to_tedbench(sides.names, sides.theirs.state_dict(), template, sides.order))
     metrics = {
-        "tedbench": tedbench_side(ours, trainer.splits),
-        "reference": reference_side(reference, {"valid": valid_data, "test": test_data}),
+        "tedbench": tedbench_side(sides.ours, sides.trainer.splits),
+        "reference": reference_side(sides.reference, {"valid": sides.valid_data, "test": sides.test_data}),
     }
     loss_gap = max(r["rel_gap"] for r in records)
     return {

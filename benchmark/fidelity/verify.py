@@ -39,6 +39,7 @@ from benchmark.engine.trainer import SELECTION_METRIC, TrainConfig
 from benchmark.errors import TedbenchError
 from benchmark.fidelity.lockstep import lockstep, without_dropout, write_lockstep
 from benchmark.fidelity.reference import Reference, resolve, write_text_features
+from benchmark.fidelity.speed import speed, write_speed
 from benchmark.fidelity.transplant import name_map, write_transplant
 from benchmark.fidelity.transplant import transplant as run_transplant
 from benchmark.fsutil import atomic_path, write_json, write_text
@@ -599,11 +600,13 @@ def verify(
     reference_code: Path | None = None,
     transplant: bool = False,
     lockstep_steps: int | None = None,
+    speed_steps: int | None = None,
     encoder: str | None = None,
 ) -> dict[str, Any]:
     """Train both sides for every seed (reusing finished ones) and write the side-by-side report under `out`
     (with `transplant`: the weight-transplant table of the same runs instead; with `lockstep_steps`: no full
-    runs, the lockstep table of that many steps per seed)."""
+    runs, the lockstep table of that many steps per seed; with `speed_steps`: no full runs, each side's seconds per
+    training step over that many steps per seed)."""
     setup = prepare(
         model,
         dataset,
@@ -616,7 +619,7 @@ def verify(
         work=work,
         encoder=encoder,
     )
-    if transplant or lockstep_steps:
+    if transplant or lockstep_steps or speed_steps:
         name_map(model)  # refused before anything trains
     reference, splits, train_config = setup.reference, setup.splits, setup.train_config
     header = {
@@ -645,6 +648,10 @@ def verify(
         )
         results = [lockstep(setup, seed, lockstep_steps) for seed in seeds]
         return write_lockstep(Path(out), stem, header, results, reference.label)
+    if speed_steps:
+        header["training"] = f"Adam lr {train_config.learning_rate}, batch {train_config.batch_size}"
+        results = [speed(setup, seed, speed_steps) for seed in seeds]
+        return write_speed(Path(out), stem, header, results, reference.label)
     ours, theirs = [], []
     for seed in seeds:
         ours.append(setup.ours(seed))

@@ -15,7 +15,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchmark.layers.kernels import Dropout, ExpertMixture, at_least_float32, dropout, nonzero_ids, nonzero_rows
+from benchmark.layers.kernels import (
+    Dropout,
+    ExpertMixture,
+    at_least_float32,
+    dropout,
+    nonzero_ids,
+    nonzero_rows,
+    rfft_ortho,
+)
 
 MASK_VALUE = -10000.0  # RecBole's additive value for hidden attention keys
 
@@ -237,11 +245,11 @@ class LearnableFilter(nn.Module):
         self.complex_weight = nn.Parameter(torch.randn(1, max_len // 2 + 1, hidden_size, 2) * 0.02)
 
     def filter_spectrum(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
-        """Time-domain output from an already computed `rfft(x, dim=1, norm='ortho')`."""
+        """Time-domain output from an already computed `rfft(x, dim=1, norm='ortho')` (`rfft_ortho`)."""
         return torch.fft.irfft(spectrum * torch.view_as_complex(self.complex_weight), n=length, dim=1, norm="ortho")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.filter_spectrum(torch.fft.rfft(at_least_float32(x), dim=1, norm="ortho"), x.size(1))
+        return self.filter_spectrum(rfft_ortho(at_least_float32(x), dim=1), x.size(1))
 
 
 class MoEAdaptor(nn.Module):
