@@ -9,7 +9,9 @@ Follows the official `zxiang30/DLFS-Rec` (`models.py`, `modules.py`, `trainers.p
   `cov = ELU(Dropout(LN_c(cov))) + 1`; then `n_layers` dual filter layers, each
   `x <- LN(Dropout(irfft(rfft(x)·W_x)) + x)` for x = mean and x = cov (one LN shared by both streams within a
   layer, `benchmark.layers.blocks.LearnableFilter`), then `cov <- ELU(cov) + 1`; no position embedding and no
-  feed-forward sublayer. The layers are deep copies of one layer, so they start with identical filters (official);
+  feed-forward sublayer. The layers are deep copies of one layer, so they start with identical filters (official).
+  The last layer evaluates only the read-out row (`LearnableFilter.at`): the same values, and in training the
+  same distribution of dropout masks, drawn for the rows that are read;
 - read-out at the last real position. The filters are circular convolutions along the sequence, which commute
   with the circular shift that turns the official left padding into the engine's right padding, and every other
   op is per position: reading position n−1 of the right-padded rows is exactly the official function (in training
@@ -54,7 +56,7 @@ from baselines.negatives import sample_absent_items
 from benchmark.errors import TedbenchError
 from benchmark.layers.blocks import LearnableFilter, recbole_init_
 from benchmark.layers.kernels import Dropout, at_least_float32
-from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows, gather_last
+from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows
 from benchmark.registry import OFFICIAL_LR_GRID, SearchParam, register_model
 
 FUSION_TYPES = ("add", "concat", "gate")
@@ -132,9 +134,18 @@ class DualFilterLayer(nn.Module):
         self.dropout = Dropout(dropout_prob)
         self.layer_norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
 
-    def forward(self, mean: torch.Tensor, cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = self.layer_norm(self.dropout(self.mean_filter(mean)) + mean)
-        cov = self.layer_norm(self.dropout(self.cov_filter(cov)) + cov)
+    def forward(
+        self, mean: torch.Tensor, cov: torch.Tensor, read_index: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, L, d] each -> [B, L, d] each, or with `read_index` [B] only the rows at read_index[b], [B, d] each."""
+        if read_index is None:
+            mean_filtered, cov_filtered = self.mean_filter(mean), self.cov_filter(cov)
+        else:
+            rows = read_index.view(-1, 1, 1).expand(-1, 1, mean.size(-1))
+            mean_filtered, cov_filtered = self.mean_filter.at(mean, read_index), self.cov_filter.at(cov, read_index)
+            mean, cov = mean.gather(1, rows).squeeze(1), cov.gather(1, rows).squeeze(1)
+        mean = self.layer_norm(self.dropout(mean_filtered) + mean)
+        cov = self.layer_norm(self.dropout(cov_filtered) + cov)
         return mean, F.elu(cov) + 1
 
 
@@ -212,25 +223,29 @@ class DLFSRec(SequentialModel):
         return F.embedding(seq, mean_table)
 
     def hidden_states(
-        self, seq: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        seq: torch.Tensor,
+        fused: tuple[torch.Tensor, torch.Tensor] | None = None,
+        read_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Last layer's (mean, cov) at every position, [B, L, d] each."""
+        """Last layer's (mean, cov) at every position, [B, L, d] each; with `read_index` [B] the last layer
+        evaluates only the rows at read_index[b], [B, d] each (the same values, without the other rows' work)."""
         mean_table, cov_table = self.fused_items() if fused is None else fused
         keep = (seq > 0).unsqueeze(-1)
         mean = self.sequence_input(seq, mean_table) * keep
         cov = F.embedding(seq, cov_table) * keep
         mean = self.dropout(self.mean_norm(mean))
         cov = F.elu(self.dropout(self.cov_norm(cov))) + 1
-        for layer in self.layers:
+        *lower, top = self.layers
+        for layer in lower:
             mean, cov = layer(mean, cov)
-        return mean, cov
+        return top(mean, cov, read_index)
 
     def encode(
         self, seq: torch.Tensor, length: torch.Tensor, fused: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> torch.Tensor:
         """Sequence distribution [B, 2d] = [mean, cov] at the last real position."""
-        mean, cov = self.hidden_states(seq, fused)
-        return torch.cat([gather_last(mean, length), gather_last(cov, length)], dim=-1)
+        return torch.cat(self.hidden_states(seq, fused, (length - 1).clamp(min=0)), dim=-1)  # as gather_last
 
     def item_embeddings(self) -> torch.Tensor:
         return self.candidates()

@@ -12,8 +12,9 @@ Follows the official `Woeee/FMLP-Rec` (`models.py`, `modules.py`) with the seman
 - initialisation: the official encoder deep-copies one layer `n_layers` times and then applies the init, which
   re-draws every Linear/Embedding (N(0, 0.02²), biases 0, LN 1/0) but does not touch the filters: **all layers
   start with the same filter**. Reproduced by building one layer, deep-copying it, then `recbole_init_`.
-- the last layer evaluates its LayerNorm/FFN only at the read-out row (the filter still mixes the whole
-  sequence): the same values, without the work for rows nobody reads.
+- the last layer evaluates its filter, LayerNorm and FFN only at the read-out row (the filter's output row as a
+  weighted sum of the whole sequence, `LearnableFilter.at`): the same values, without the work for rows nobody
+  reads.
 
 Choices for the digest's ambiguities (§3.k, §12.2 #7), config keys:
 - padding: right padding as RecBole (the official code left-pads, so the circular filter sees another
@@ -80,10 +81,10 @@ class FilterLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, read_index: torch.Tensor | None = None) -> torch.Tensor:
         """[B, L, d] -> [B, L, d], or with `read_index` [B] only the rows x[b, read_index[b]] as [B, d]."""
-        filtered = self.filter(x)
-        if read_index is not None:
-            rows = read_index.view(-1, 1, 1).expand(-1, 1, x.size(-1))
-            filtered, x = filtered.gather(1, rows).squeeze(1), x.gather(1, rows).squeeze(1)
+        if read_index is None:
+            return self.feed_forward(self.layer_norm(self.dropout(self.filter(x)) + x))
+        rows = read_index.view(-1, 1, 1).expand(-1, 1, x.size(-1))
+        filtered, x = self.filter.at(x, read_index), x.gather(1, rows).squeeze(1)
         return self.feed_forward(self.layer_norm(self.dropout(filtered) + x))
 
 

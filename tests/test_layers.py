@@ -178,6 +178,22 @@ def test_rfft_ortho_equals_torch_rfft_and_its_gradient(shape: tuple[int, ...], d
     assert not rfft_ortho(x.detach(), dim).requires_grad
 
 
+@pytest.mark.parametrize("length", [9, 10])
+def test_learnable_filter_at_equals_the_filtered_rows_and_their_gradients(length: int) -> None:
+    torch.manual_seed(0)
+    filt = LearnableFilter(length, 5).double()
+    x = torch.randn(4, length, 5, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([0, length - 1, 3, 3])
+    upstream = torch.randn(4, 5, dtype=torch.float64)
+    rows = filt.at(x, index)
+    want = filt(x)[torch.arange(4), index]
+    torch.testing.assert_close(rows, want, rtol=1e-12, atol=1e-12)
+    grads = torch.autograd.grad(rows, (x, filt.complex_weight), upstream)
+    wanted = torch.autograd.grad(want, (x, filt.complex_weight), upstream)
+    for got, expected in zip(grads, wanted):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_learnable_filter_is_circular_convolution_with_its_impulse_response() -> None:
     torch.manual_seed(0)
     length, hidden = 9, 5

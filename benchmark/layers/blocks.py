@@ -251,6 +251,18 @@ class LearnableFilter(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.filter_spectrum(rfft_ortho(at_least_float32(x), dim=1), x.size(1))
 
+    def at(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """`forward(x)[b, index[b]]` for every b, [B, d], without filtering the other positions.
+
+        The filter is the circular convolution of x with its impulse response h = irfft(W) (default norm), so
+        row t of the output is Σ_j x[j]·h[(t − j) mod L]: one weighted sum per read row.
+        """
+        x = at_least_float32(x)
+        length = x.size(1)
+        impulse = torch.fft.irfft(torch.view_as_complex(self.complex_weight)[0], n=length, dim=0)  # [L, d]
+        lags = (torch.arange(length, device=x.device).view(-1, 1) - torch.arange(length, device=x.device)) % length
+        return (x * impulse[lags].index_select(0, index)).sum(1)  # impulse[lags][t, j] = h[(t − j) mod L]
+
 
 class MoEAdaptor(nn.Module):
     """UniSRec's MoE adaptor (official `MoEAdaptorLayer`).
