@@ -206,7 +206,9 @@ def test_finetuning_scores_and_loss_columns() -> None:
     assert torch.equal(model.full_sort_scores(seq, length), scores)
     query = model.encode(seq, length)
     training = model.score_items(query, training=True)
-    assert training.shape == (3, 41) and torch.equal(training[:, :40], scores)
+    assert training.shape == (3, 41)
+    # the same products, but a 41- and a 40-column GEMM may block (and so round) differently on AVX-512
+    torch.testing.assert_close(training[:, :40], scores, rtol=1e-6, atol=1e-7)
     target = torch.tensor([3, 5, 40 - 1])
     torch.testing.assert_close(model.loss(Batch(seq, length, target)), F.cross_entropy(training, target))
     # fine-tuning is causal: later items do not change earlier positions
