@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmark import __version__, argtypes, layout
 from benchmark.engine.allocator import keep_freed_memory
+from benchmark.engine.cpu_matmul import use_onednn_float32
 from benchmark.errors import TedbenchError
 from benchmark.log import logger
 from benchmark.log import setup as setup_logging
@@ -894,6 +895,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     setup_logging()
     keep_freed_memory()
+    use_onednn_float32()
     try:
         args.func(args)
     except TedbenchError as exc:

@@ -1,4 +1,7 @@
-"""Shared fixtures: one torch thread, the offline mirror of real data, and prepared real datasets."""
+"""Shared fixtures: one torch thread, the offline mirror of real data, and prepared real datasets.
+
+The session routes float32 CPU products as every `tedbench` command does (`benchmark.engine.cpu_matmul`), so
+that runs in this process and in `tedbench` subprocesses compute alike."""
 
 from __future__ import annotations
 
@@ -10,11 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark.engine.cpu_matmul import use_onednn_float32
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MIRROR = REPO.parent / "shared" / "datasets"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    use_onednn_float32()
     config.addinivalue_line("markers", "all_threads: keep torch's default thread count for the module (see one_thread)")
 
 

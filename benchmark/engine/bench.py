@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from benchmark.engine import allocator
+from benchmark.engine import allocator, cpu_matmul
 from benchmark.engine.opprofile import markdown, top_operators
 from benchmark.engine.run import ResolvedRun, environment, load_dataset, pick_device
 from benchmark.engine.trainer import Trainer, seed_everything
@@ -185,6 +185,7 @@ def _row(
         "trainable_parameters": sum(p.numel() for p in item.model.parameters() if p.requires_grad),
         **environment(),
         "allocator": allocator.policy(),
+        "cpu_matmul": cpu_matmul.route(),
     }
 
 

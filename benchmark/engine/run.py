@@ -16,7 +16,7 @@ from benchmark import __version__
 from benchmark.data.process import user_subsample
 from benchmark.data.splits import Splits, build_splits
 from benchmark.data.store import load_manifest, load_sequences
-from benchmark.engine import allocator, runstate
+from benchmark.engine import allocator, cpu_matmul, runstate
 from benchmark.engine.trainer import TrainConfig, Trainer
 from benchmark.errors import TedbenchError
 from benchmark.faults import pause_point
@@ -107,7 +107,7 @@ def environment() -> dict[str, Any]:
 
 def run_environment(device: torch.device) -> dict[str, Any]:
     """Where and when a run ran (environment.json): git commit and dirty flag of the code, UTC date, host,
-    device, package versions. Kept out of config.json, whose content is the run's result-determining settings."""
+    device, allocator policy, route of float32 CPU products, package versions. Kept out of config.json, whose content is the run's result-determining settings."""
     packages = {name: _version(name) for name in ("torch", "numpy", "pandas", "scipy", "transformers", "optuna")}
     return {
         "git": git_state(),
@@ -117,6 +117,7 @@ def run_environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "tedbench": __version__,
         "allocator": allocator.policy(),
+        "cpu_matmul": cpu_matmul.route(),
         "packages": packages,
     }
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from benchmark.engine.cpu_matmul import route, torch_default
 from benchmark.engine.run import environment
 from benchmark.fidelity.lockstep import pair, row_order
 from benchmark.fsutil import write_text
@@ -36,9 +37,13 @@ def cpu_description() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return ""
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    name = " ".join(fields.get("model name\t", "").split())
-    flags = set(fields.get("flags\t\t", "").split())
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            fields.setdefault(key.strip(), value.strip())  # the first processor's
+    name = " ".join(fields.get("model name", "").split())
+    flags = set(fields.get("flags", "").split())
     shown = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
     return f"{name} ({', '.join(shown)})" if name else ""
 
@@ -52,8 +57,16 @@ def _timed(step, device: torch.device) -> float:
 
 
 def speed(setup: Setup, seed: int, steps: int) -> dict[str, Any]:
-    """Median seconds per training step of each side over `steps` alternating steps (after the warm-up)."""
+    """Median seconds per training step of each side over `steps` alternating steps (after the warm-up).
+
+    The reference's float32 CPU products go where torch sends them by default (MKL), as its users run it;
+    tedbench's take this process's route (`benchmark.engine.cpu_matmul`)."""
     sides = pair(setup, seed, "speed")
+
+    def reference_step(batch, step: int) -> torch.Tensor:
+        with torch_default():
+            return sides.reference._train_epoch([batch], step)
+
     batch_size = setup.train_config.batch_size
     total = WARMUP_STEPS + steps
     rows = row_order(len(setup.splits.train), total * batch_size, seed).to(setup.device)
@@ -64,7 +77,7 @@ def speed(setup: Setup, seed: int, steps: int) -> dict[str, Any]:
         batch = sides.batch(index)
         runs = [
             ("tedbench", lambda: float(sides.trainer.step(index))),
-            ("reference", lambda: float(sides.reference._train_epoch([batch], step))),
+            ("reference", lambda: float(reference_step(batch, step))),
         ]
         for side, run in runs if step % 2 == 0 else runs[::-1]:
             elapsed = _timed(run, setup.device)
@@ -89,6 +102,7 @@ def speed_markdown(header: dict[str, Any], results: list[dict[str, Any]], label:
     lines += [
         f"- threads: {torch.get_num_threads()}; torch {env['torch']}; "
         f"{env.get('gpu') or cpu_description() or env.get('cpu')}",
+        f"- float32 CPU products: tedbench {route()}, {label} mkl (torch's default)",
         "",
         f"**tedbench is {min(r['speedup'] for r in results):.2f}x to {max(r['speedup'] for r in results):.2f}x "
         f"as fast as {label}** (median seconds per training step, {results[0]['steps']} timed steps per side "
