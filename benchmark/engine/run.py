@@ -107,7 +107,8 @@ def environment() -> dict[str, Any]:
 
 def run_environment(device: torch.device) -> dict[str, Any]:
     """Where and when a run ran (environment.json): git commit and dirty flag of the code, UTC date, host,
-    device, allocator policy, route of float32 CPU products, package versions. Kept out of config.json, whose content is the run's result-determining settings."""
+    device, allocator policy, route of float32 CPU products, package versions. Kept out of config.json, whose
+    content is the run's result-determining settings."""
     packages = {name: _version(name) for name in ("torch", "numpy", "pandas", "scipy", "transformers", "optuna")}
     return {
         "git": git_state(),
