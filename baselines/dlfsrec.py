@@ -56,7 +56,7 @@ from baselines.negatives import sample_absent_items
 from benchmark.errors import TedbenchError
 from benchmark.layers.blocks import LearnableFilter, recbole_init_
 from benchmark.layers.kernels import Dropout, at_least_float32
-from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows
+from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows, rows_at
 from benchmark.registry import OFFICIAL_LR_GRID, SearchParam, register_model
 
 FUSION_TYPES = ("add", "concat", "gate")
@@ -141,9 +141,8 @@ class DualFilterLayer(nn.Module):
         if read_index is None:
             mean_filtered, cov_filtered = self.mean_filter(mean), self.cov_filter(cov)
         else:
-            rows = read_index.view(-1, 1, 1).expand(-1, 1, mean.size(-1))
             mean_filtered, cov_filtered = self.mean_filter.at(mean, read_index), self.cov_filter.at(cov, read_index)
-            mean, cov = mean.gather(1, rows).squeeze(1), cov.gather(1, rows).squeeze(1)
+            mean, cov = rows_at(mean, read_index), rows_at(cov, read_index)
         mean = self.layer_norm(self.dropout(mean_filtered) + mean)
         cov = self.layer_norm(self.dropout(cov_filtered) + cov)
         return mean, F.elu(cov) + 1

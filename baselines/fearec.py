@@ -86,7 +86,7 @@ from benchmark.layers.blocks import (
 )
 from benchmark.layers.kernels import at_least_float32, rfft_ortho
 from benchmark.layers.sasrec import DROPOUTS, SASREC_DEFAULTS
-from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows
+from benchmark.model import Batch, DatasetInfo, SequentialModel, TrainingRows, rows_at
 from benchmark.registry import SearchParam, register_model
 
 CONTRASTS = ("none", "un", "su", "us", "us_x")
@@ -279,13 +279,13 @@ class HybridAttention(MultiHeadAttention):
             q, k = (q_corr, k_corr) if same_band else qk.chunk(2, dim=-1)
             v = v_time if same_band else v
             if read_index is not None:
-                q = q.gather(1, positions.unsqueeze(-1).expand(-1, 1, hidden))
+                q = rows_at(q, read_index).unsqueeze(1)
                 mask = mask.expand(batch, -1, -1, -1).gather(
                     2, positions[:, None, :, None].expand(-1, mask.size(1), 1, length)
                 )
             timed = self.attend(q, k, v, mask.to(q.dtype))
             context = (1 - self.spatial_ratio) * context + self.spatial_ratio * timed
-        residual = x if read_index is None else x.gather(1, positions.unsqueeze(-1).expand(-1, 1, hidden))
+        residual = x if read_index is None else rows_at(x, read_index).unsqueeze(1)
         return self.layer_norm(self.out_dropout(self.dense(context)) + residual)
 
 

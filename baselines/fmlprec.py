@@ -37,7 +37,7 @@ from torch import nn
 from benchmark.layers.blocks import FeedForward, LearnableFilter, SequenceEmbedding, recbole_init_
 from benchmark.layers.kernels import Dropout
 from benchmark.layers.sasrec import DROPOUTS
-from benchmark.model import DatasetInfo, SequentialModel
+from benchmark.model import DatasetInfo, SequentialModel, rows_at
 from benchmark.registry import SearchParam, register_model
 
 FMLPREC_DEFAULTS = {
@@ -83,8 +83,7 @@ class FilterLayer(nn.Module):
         """[B, L, d] -> [B, L, d], or with `read_index` [B] only the rows x[b, read_index[b]] as [B, d]."""
         if read_index is None:
             return self.feed_forward(self.layer_norm(self.dropout(self.filter(x)) + x))
-        rows = read_index.view(-1, 1, 1).expand(-1, 1, x.size(-1))
-        filtered, x = self.filter.at(x, read_index), x.gather(1, rows).squeeze(1)
+        filtered, x = self.filter.at(x, read_index), rows_at(x, read_index)
         return self.feed_forward(self.layer_norm(self.dropout(filtered) + x))
 
 

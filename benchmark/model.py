@@ -69,10 +69,14 @@ class Batch:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def rows_at(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """One position per sequence: x[b, index[b]] for x [B, L, d] and index [B] -> [B, d]."""
+    return x.gather(1, index.view(-1, 1, 1).expand(-1, 1, x.size(-1))).squeeze(1)
+
+
 def gather_last(hidden: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
     """Hidden state at each row's last real position: [B, L, d] -> [B, d]."""
-    index = (length - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, hidden.size(-1))
-    return hidden.gather(1, index).squeeze(1)
+    return rows_at(hidden, (length - 1).clamp(min=0))
 
 
 def encode_by_length(

@@ -24,6 +24,7 @@ from benchmark.layers.kernels import (
     nonzero_rows,
     rfft_ortho,
 )
+from benchmark.model import rows_at
 
 MASK_VALUE = -10000.0  # RecBole's additive value for hidden attention keys
 
@@ -212,12 +213,10 @@ class TransformerEncoder(nn.Module):
             x = layer(x, mask)
         if read_index is None:
             return x
-        rows = read_index.view(-1, 1, 1)
-        query = x.gather(1, rows.expand(-1, 1, x.size(-1)))  # [B, 1, d]
         row_mask = mask.expand(x.size(0), -1, -1, -1).gather(
-            2, rows[..., None].expand(-1, mask.size(1), 1, mask.size(-1))
+            2, read_index.view(-1, 1, 1, 1).expand(-1, mask.size(1), 1, mask.size(-1))
         )
-        return top(x, row_mask, query).squeeze(1)
+        return top(x, row_mask, rows_at(x, read_index).unsqueeze(1)).squeeze(1)
 
 
 class SequenceEmbedding(nn.Module):
@@ -243,6 +242,9 @@ class LearnableFilter(nn.Module):
     def __init__(self, max_len: int, hidden_size: int):
         super().__init__()
         self.complex_weight = nn.Parameter(torch.randn(1, max_len // 2 + 1, hidden_size, 2) * 0.02)
+        positions = torch.arange(max_len)
+        # lags[t, j] = (t − j) mod L, the impulse response's index for output row t and input row j (`at`)
+        self.register_buffer("lags", (positions.view(-1, 1) - positions) % max_len, persistent=False)
 
     def filter_spectrum(self, spectrum: torch.Tensor, length: int) -> torch.Tensor:
         """Time-domain output from an already computed `rfft(x, dim=1, norm='ortho')` (`rfft_ortho`)."""
@@ -258,10 +260,8 @@ class LearnableFilter(nn.Module):
         row t of the output is Σ_j x[j]·h[(t − j) mod L]: one weighted sum per read row.
         """
         x = at_least_float32(x)
-        length = x.size(1)
-        impulse = torch.fft.irfft(torch.view_as_complex(self.complex_weight)[0], n=length, dim=0)  # [L, d]
-        lags = (torch.arange(length, device=x.device).view(-1, 1) - torch.arange(length, device=x.device)) % length
-        return (x * impulse[lags].index_select(0, index)).sum(1)  # impulse[lags][t, j] = h[(t − j) mod L]
+        impulse = torch.fft.irfft(torch.view_as_complex(self.complex_weight)[0], n=x.size(1), dim=0)  # [L, d]
+        return (x * impulse[self.lags.index_select(0, index)]).sum(1)  # [B, L, d]: h[(index[b] − j) mod L]
 
 
 class MoEAdaptor(nn.Module):
