@@ -300,6 +300,17 @@ def cmd_verify(args: argparse.Namespace) -> None:
     _print_json(result)
 
 
+def cmd_compare_runs(args: argparse.Namespace) -> None:
+    import shlex
+
+    from benchmark.fidelity.compare import compare_runs
+
+    command = "tedbench " + shlex.join(args.argv)
+    _print_json(
+        compare_runs(Path(args.runs), Path(args.against), tuple(args.labels), Path(args.out), args.stem, command)
+    )
+
+
 def _grid(items: list[tuple[str, tuple[Any, ...]]] | None) -> dict[str, tuple[Any, ...]]:
     """--grid dimensions (checked by `argtypes.grid_dimension`); a later one for a parameter wins."""
     return dict(items or [])
@@ -817,6 +828,20 @@ def build_parser() -> argparse.ArgumentParser:
         "finished sides and seeds there are reused",
     )
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "compare-runs",
+        help="finished runs of one setting under two conditions (seeds apart) side by side: learning curves, "
+        "test metrics, a verdict",
+    )
+    p.add_argument("runs", help="folder searched for finished runs: the condition under test")
+    p.add_argument("against", help="folder searched for finished runs of the same settings: the baseline")
+    p.add_argument(
+        "--labels", nargs=2, metavar=("RUNS", "AGAINST"), default=("runs", "against"), help="the sides' names"
+    )
+    p.add_argument("--out", default="results/fidelity", help="writes OUT/STEM.md, .epochs.csv, .test.csv")
+    p.add_argument("--stem", required=True, help="file name stem of the report")
+    p.set_defaults(func=cmd_compare_runs)
 
     p = sub.add_parser("bench", help="time training steps and full-sort evaluation")
     run_options(p)

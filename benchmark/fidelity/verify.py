@@ -300,7 +300,12 @@ def run_tedbench(
         progress=False,
         tag="verify",
     )
-    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return finished_side_run(out, seed, metrics)
+
+
+def finished_side_run(folder: Path, seed: int, metrics: dict[str, Any]) -> SideRun:
+    """A finished tedbench run folder as a side: its fine-tuning epochs' loss and valid NDCG@10, `metrics`."""
+    log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
     log = [record for record in log if record.get("stage") != "pretrain"]
     return SideRun(
         seed,
@@ -314,7 +319,7 @@ def run_tedbench(
 # -- comparison -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReportSide:
-    """How a report names the reference side: `key` its CSV columns and rows, `label` its Markdown columns
+    """How a report names a side: `key` its CSV columns and rows, `label` its Markdown columns
     (a `benchmark.fidelity.reference.Reference` has both too)."""
 
     key: str
@@ -322,6 +327,7 @@ class ReportSide:
 
 
 RECBOLE = ReportSide("recbole", "RecBole 1.2.1")
+TEDBENCH = ReportSide("tedbench", "tedbench")
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -343,13 +349,16 @@ def verdict(ours: list[SideRun], theirs: list[SideRun]) -> tuple[str, float, flo
 
 
 def epoch_rows(
-    ours: list[SideRun], theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE
+    ours: list[SideRun],
+    theirs: list[SideRun],
+    reference: ReportSide | Reference = RECBOLE,
+    own: ReportSide = TEDBENCH,
 ) -> list[dict[str, Any]]:
     """Per epoch and side: mean and std of the loss and valid NDCG@10 over the seeds that ran the epoch."""
     rows = []
     for epoch in range(max(len(r.loss) for r in ours + theirs)):
         row: dict[str, Any] = {"epoch": epoch}
-        for side, runs in (("tedbench", ours), (reference.key, theirs)):
+        for side, runs in ((own.key, ours), (reference.key, theirs)):
             running = [r for r in runs if len(r.loss) > epoch]
             for name, attr in (("loss", "loss"), ("valid_ndcg@10", "valid")):
                 values = [getattr(r, attr)[epoch] for r in running]
@@ -360,11 +369,14 @@ def epoch_rows(
 
 
 def seed_rows(
-    ours: list[SideRun], theirs: list[SideRun], reference: ReportSide | Reference = RECBOLE
+    ours: list[SideRun],
+    theirs: list[SideRun],
+    reference: ReportSide | Reference = RECBOLE,
+    own: ReportSide = TEDBENCH,
 ) -> list[dict[str, Any]]:
     return [
         {"side": side, "seed": r.seed, "best_epoch": r.best_epoch, **{m: r.test.get(m, math.nan) for m in METRICS}}
-        for side, runs in (("tedbench", ours), (reference.key, theirs))
+        for side, runs in ((own.key, ours), (reference.key, theirs))
         for r in runs
     ]
 
@@ -389,26 +401,31 @@ def markdown(
     ours: list[SideRun],
     theirs: list[SideRun],
     reference: ReportSide | Reference = RECBOLE,
+    own: ReportSide = TEDBENCH,
+    title: str = "Fidelity",
 ) -> str:
     result, difference, se = verdict(ours, theirs)
     spread = "" if math.isnan(se) else f", standard error {se:.4f}"
-    lines = [f"# Fidelity: {header['model']} on {header['dataset']}, tedbench vs {reference.label}", ""]
+    lines = [f"# {title}: {header['model']} on {header['dataset']}, {own.label} vs {reference.label}", ""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
     lines += [
         "",
-        (f"**Verdict: {result}.** Test NDCG@10 difference (tedbench − {reference.label}) {difference:+.4f}{spread}."),
+        (
+            f"**Verdict: {result}.** Test NDCG@10 difference ({own.label} − {reference.label}) "
+            f"{difference:+.4f}{spread}."
+        ),
         "",
         "## Test metrics (best valid NDCG@10 checkpoint; mean ± std over seeds)",
         "",
-        f"| metric | tedbench | {reference.label} |",
+        f"| metric | {own.label} | {reference.label} |",
         "|---|---|---|",
     ]
-    tests = seed_rows(ours, theirs, reference)
+    tests = seed_rows(ours, theirs, reference, own)
     for metric in ("best_epoch",) + METRICS:
         digits = 1 if metric == "best_epoch" else 4
         cells = [
             cell(*mean_std([row[metric] for row in tests if row["side"] == side]), digits)
-            for side in ("tedbench", reference.key)
+            for side in (own.key, reference.key)
         ]
         lines.append(f"| {metric} | {cells[0]} | {cells[1]} |")
     lines += [
@@ -416,18 +433,18 @@ def markdown(
         "## Per epoch (mean ± std over the seeds still training)",
         "",
         (
-            f"| epoch | loss tedbench | loss {reference.label} | valid NDCG@10 tedbench "
+            f"| epoch | loss {own.label} | loss {reference.label} | valid NDCG@10 {own.label} "
             f"| valid NDCG@10 {reference.label} | seeds |"
         ),
         "|---|---|---|---|---|---|",
     ]
-    for row in epoch_rows(ours, theirs, reference):
+    for row in epoch_rows(ours, theirs, reference, own):
         cells = [
             cell(row[f"{side}_{key}_mean"], row[f"{side}_{key}_std"])
             for key in ("loss", "valid_ndcg@10")
-            for side in ("tedbench", reference.key)
+            for side in (own.key, reference.key)
         ]
-        seeds = f"{row['tedbench_seeds']} / {row[f'{reference.key}_seeds']}"
+        seeds = f"{row[f'{own.key}_seeds']} / {row[f'{reference.key}_seeds']}"
         lines.append(f"| {row['epoch']} | {' | '.join(cells)} | {seeds} |")
     lines += ["", f"Per-seed rows: `{stem}.test.csv`; per-epoch rows: `{stem}.epochs.csv`.", ""]
     return "\n".join(lines)
@@ -440,11 +457,13 @@ def write_report(
     ours: list[SideRun],
     theirs: list[SideRun],
     reference: ReportSide | Reference = RECBOLE,
+    own: ReportSide = TEDBENCH,
+    title: str = "Fidelity",
 ) -> dict[str, Any]:
     """`out/STEM.md`, `STEM.epochs.csv` and `STEM.test.csv`; returns the verdict."""
-    write_text(out / f"{stem}.epochs.csv", to_csv(epoch_rows(ours, theirs, reference)))
-    write_text(out / f"{stem}.test.csv", to_csv(seed_rows(ours, theirs, reference)))
-    write_text(out / f"{stem}.md", markdown(stem, header, ours, theirs, reference))
+    write_text(out / f"{stem}.epochs.csv", to_csv(epoch_rows(ours, theirs, reference, own)))
+    write_text(out / f"{stem}.test.csv", to_csv(seed_rows(ours, theirs, reference, own)))
+    write_text(out / f"{stem}.md", markdown(stem, header, ours, theirs, reference, own, title))
     result, difference, se = verdict(ours, theirs)
     return {
         "verdict": result,
