@@ -6,7 +6,8 @@ float32 products to oneDNN only when oneDNN's float32 matmul precision is "bf16"
 the operands to bfloat16 on CPUs with a bfloat16 matrix unit (AMX): a change of numerics, not made by default.
 So the route is taken only after a probe finds oneDNN's products as exact as float32 ones, for the shapes and
 transpositions of a training step (forward and both backward products of a linear layer, batched attention);
-where any probe rounds like bfloat16, products stay with MKL. CUDA's settings are untouched.
+where any probe rounds like bfloat16, or where no probe product changes (torch keeps MKL), products stay with
+MKL. CUDA's settings are untouched.
 `TEDBENCH_CPU_MATMUL=mkl` keeps MKL.
 """
 
@@ -36,9 +37,9 @@ def route() -> str:
     return _route
 
 
-def probe_error(product: Product = torch.matmul) -> float:
-    """Largest relative error of `product` against float64 over the probe shapes, each also with its operands
-    transposed in memory (as backward passes hand them over), and over one batched product (attention's)."""
+def probe_operands() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The probe products' operands: each shape of `SHAPES`, also with its operands transposed in memory (as
+    backward passes hand them over), and one batched product (attention's)."""
     generator = torch.Generator().manual_seed(0)  # leaves the global random stream alone
 
     def operand(*shape: int) -> torch.Tensor:
@@ -49,8 +50,13 @@ def probe_error(product: Product = torch.matmul) -> float:
         pairs.append((operand(rows, inner), operand(inner, columns)))
         pairs.append((operand(inner, rows).t(), operand(columns, inner).t()))
     pairs.append((operand(64, 50, 32), operand(64, 32, 50)))
+    return pairs
+
+
+def probe_error(product: Product = torch.matmul) -> float:
+    """Largest error of `product` over the probe operands against float64, relative to the largest entry."""
     worst = 0.0
-    for a, b in pairs:
+    for a, b in probe_operands():
         exact = a.double() @ b.double()
         error = (product(a, b).double() - exact).abs().max() / exact.abs().max()
         worst = max(worst, float(error))
@@ -66,14 +72,20 @@ def _onednn_matmul():
 
 
 def use_onednn_float32() -> str:
-    """Route float32 CPU products to oneDNN if the probe finds them float32-exact there; returns the route."""
+    """Route float32 CPU products to oneDNN if the probe finds them float32-exact there; returns the route.
+
+    Where torch keeps float32 products with MKL whatever the setting (CPUs without AVX-512), the probe's
+    products do not change and the route stays "mkl"."""
     global _route
     settings = _onednn_matmul()
     if os.environ.get(OPT_OUT, ONEDNN) == MKL or settings is None:
         return _route
+    operands = probe_operands()
+    default = [a @ b for a, b in operands]
     previous = settings.fp32_precision
     settings.fp32_precision = "bf16"
-    if probe_error() <= TOLERANCE:
+    rerouted = any(not torch.equal(a @ b, product) for (a, b), product in zip(operands, default))
+    if rerouted and probe_error() <= TOLERANCE:
         _route = ONEDNN
     else:
         settings.fp32_precision = previous
