@@ -28,6 +28,7 @@ TOLERANCE = 1e-5
 # feed-forward layer's backward product over the batch's positions (inner dimension 2048).
 SHAPES = ((2048, 384, 64), (2048, 64, 256), (256, 2048, 64))
 _route = MKL
+_probed = False
 
 Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -75,11 +76,12 @@ def use_onednn_float32() -> str:
     """Route float32 CPU products to oneDNN if the probe finds them float32-exact there; returns the route.
 
     Where torch keeps float32 products with MKL whatever the setting (CPUs without AVX-512), the probe's
-    products do not change and the route stays "mkl"."""
-    global _route
+    products do not change and the route stays "mkl". The probe runs once per process."""
+    global _route, _probed
     settings = _onednn_matmul()
-    if os.environ.get(OPT_OUT, ONEDNN) == MKL or settings is None:
+    if _probed or os.environ.get(OPT_OUT, ONEDNN) == MKL or settings is None:
         return _route
+    _probed = True
     operands = probe_operands()
     default = [a @ b for a, b in operands]
     previous = settings.fp32_precision
